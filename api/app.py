@@ -1,0 +1,66 @@
+"""The FastAPI application, buildable without Ray (tests run it in-process)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.problems import BodySizeLimitMiddleware, RequestIdMiddleware, install_problem_handlers
+from api.routes import auth, goals, health, transactions, users
+from config import Settings, get_settings
+from db.engine import make_engine, make_sessionmaker
+
+VERSION = "0.1.0"
+logger = logging.getLogger("fincoach.api")
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+    """Build the API. The engine is made in the lifespan (inside the serving process and its
+    event loop) unless one is passed in, as tests do."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cfg = settings or get_settings()
+        own_engine = engine is None
+        db = engine or make_engine(cfg.database_url, pool_size=cfg.database_pool_size)
+        app.state.settings = cfg
+        app.state.engine = db
+        app.state.sessions = make_sessionmaker(db)
+        try:
+            yield
+        finally:
+            if own_engine:
+                await db.dispose()
+
+    app = FastAPI(
+        title="FinCoach API",
+        version=VERSION,
+        description="Personal-finance coaching: accounts, goals, transactions and ML coaching.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    install_problem_handlers(app)
+    for module in (health, auth, users, goals, transactions):
+        app.include_router(module.router)
+
+    cfg = settings or get_settings()
+    if cfg.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cfg.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,53 @@
+"""Registration and the OAuth2 password flow."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.deps import SessionDep, SettingsDep
+from api.security import create_access_token, dummy_hash, hash_password, verify_password
+from db.queries.users import create_user, get_user_by_email
+from errors import InvalidCredentials
+from schemas.problem import problem_responses
+from schemas.users import RegisterRequest, TokenResponse, UserResponse
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=UserResponse,
+    responses=problem_responses(409, 422),
+)
+async def register_user(
+    body: RegisterRequest, session: SessionDep, settings: SettingsDep
+) -> UserResponse:
+    user = await create_user(
+        session,
+        email=body.email,
+        hashed_password=hash_password(body.password, settings),
+        full_name=body.full_name,
+    )
+    await session.commit()
+    return UserResponse.model_validate(user)
+
+
+@router.post("/token", response_model=TokenResponse, responses=problem_responses(401, 422))
+async def create_token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TokenResponse:
+    """Exchange e-mail (as `username`) and password for a bearer token."""
+    user = await get_user_by_email(session, form.username)
+    hashed = user.hashed_password if user is not None else dummy_hash(settings)
+    if not verify_password(form.password, hashed, settings) or user is None or not user.is_active:
+        raise InvalidCredentials("Incorrect e-mail or password")
+    return TokenResponse(
+        access_token=create_access_token(user.id, settings),
+        expires_in=settings.token_ttl_minutes * 60,
+    )

@@ -1,0 +1,62 @@
+"""Savings goals CRUD, scoped to the authenticated user."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api.deps import CurrentUser, SessionDep
+from db.queries import goals as q
+from errors import VALIDATION_ERROR, CoachError
+from schemas.goals import GoalCreateRequest, GoalResponse, GoalStatus, GoalUpdateRequest
+from schemas.problem import problem_responses
+
+router = APIRouter(prefix="/goals", tags=["goals"], responses=problem_responses(401, 422))
+GoalId = Annotated[int, Path(gt=0, le=2**31 - 1)]
+
+
+class GoalDateInPast(CoachError):
+    status = 422
+    code = VALIDATION_ERROR
+    title = "Invalid request"
+
+
+@router.get("", response_model=list[GoalResponse])
+async def list_goals(
+    user: CurrentUser, session: SessionDep, status: GoalStatus | None = Query(default=None)
+) -> list[GoalResponse]:
+    return [GoalResponse.model_validate(g) for g in await q.list_goals(session, user.id, status)]
+
+
+@router.post("", status_code=201, response_model=GoalResponse)
+async def create_goal(
+    body: GoalCreateRequest, user: CurrentUser, session: SessionDep
+) -> GoalResponse:
+    if body.target_date < datetime.now(UTC).date():
+        raise GoalDateInPast("body.target_date: the target date lies in the past")
+    goal = await q.create_goal(session, user.id, body.model_dump())
+    await session.commit()
+    return GoalResponse.model_validate(goal)
+
+
+@router.get("/{goal_id}", response_model=GoalResponse, responses=problem_responses(404))
+async def read_goal(goal_id: GoalId, user: CurrentUser, session: SessionDep) -> GoalResponse:
+    return GoalResponse.model_validate(await q.get_goal(session, user.id, goal_id))
+
+
+@router.patch("/{goal_id}", response_model=GoalResponse, responses=problem_responses(404))
+async def update_goal(
+    goal_id: GoalId, body: GoalUpdateRequest, user: CurrentUser, session: SessionDep
+) -> GoalResponse:
+    goal = await q.update_goal(session, user.id, goal_id, body.model_dump(exclude_unset=True))
+    await session.commit()
+    return GoalResponse.model_validate(goal)
+
+
+@router.delete("/{goal_id}", status_code=204, responses=problem_responses(404))
+async def delete_goal(goal_id: GoalId, user: CurrentUser, session: SessionDep) -> Response:
+    await q.delete_goal(session, user.id, goal_id)
+    await session.commit()
+    return Response(status_code=204)

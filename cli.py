@@ -1,0 +1,216 @@
+"""The `fincoach` command line: database, demo data and serving."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="FinCoach ML backend: database, demo data, training and serving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema: migrate and verify.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy async URL (default: FINCOACH_DATABASE_URL or the embedded SQLite file)",
+        show_default=False,
+    ),
+]
+ROOT = Path(__file__).resolve().parent
+
+
+def _database_url(override: str | None) -> str:
+    from config import Settings, get_settings
+
+    if override:
+        return Settings(database_url=override).database_url
+    return get_settings().database_url
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from db.migrate import upgrade
+
+    url = _database_url(database_url)
+    upgrade(url, revision)
+    typer.echo(f"upgraded to {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision: 'base', '-1', or an id")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revert migrations down to REVISION ('base' drops every table)."""
+    from db.migrate import downgrade
+
+    downgrade(_database_url(database_url), revision)
+    typer.echo(f"downgraded to {revision}")
+
+
+@db_app.command("check")
+def db_check(database_url: DatabaseUrl = None) -> None:
+    """Verify every table and the seven named indexes exist; exit 1 and name what is missing."""
+    from db.migrate import check
+
+    report = check(_database_url(database_url))
+    typer.echo(f"revision: {report.revision or 'none'} (head: {report.head})")
+    if report.revision != report.head:
+        typer.echo("  not at head: run `fincoach db upgrade`")
+    for table in report.missing_tables:
+        typer.echo(f"  missing table: {table}")
+    for index in report.missing_indexes:
+        typer.echo(f"  missing index: {index}")
+    if not report.ok:
+        _fail("schema check failed")
+    typer.echo("schema ok: all tables and indexes present")
+
+
+def _last_monday(today: date | None = None) -> date:
+    today = today or datetime.now(UTC).date()
+    return today - timedelta(days=today.weekday())
+
+
+async def _load_demo(
+    url: str, users: int, weeks: int, seed: int, start: date, reset: bool, quiet: bool
+) -> None:
+    from tqdm import tqdm
+
+    from api.security import hash_password
+    from config import get_settings
+    from db.engine import make_engine
+    from training.demo_data import (
+        DEMO_PASSWORD,
+        count_demo_users,
+        delete_demo_users,
+        load_population,
+        total_rows,
+    )
+    from training.simulator import SimConfig, simulate
+
+    engine = make_engine(url)
+    try:
+        existing = await count_demo_users(engine)
+        if existing and not reset:
+            _fail(f"{existing} demo users already exist; pass --reset to replace them")
+        if existing:
+            removed = await delete_demo_users(engine)
+            typer.echo(f"removed {removed} demo users and their data")
+        population = simulate(SimConfig(n_users=users, n_weeks=weeks, seed=seed, start=start))
+        expected = total_rows(population) + int(sum(u.engagement * 4 for u in population.users))
+        with tqdm(total=expected, unit="row", disable=quiet, desc="loading") as bar:
+            report = await load_population(
+                engine,
+                population,
+                hashed_password=hash_password(DEMO_PASSWORD, get_settings()),
+                progress=bar.update,
+            )
+    finally:
+        await engine.dispose()
+    typer.echo(
+        f"loaded {report.users} users, {report.goals} goals, {report.transactions} transactions, "
+        f"{report.events} events in {report.seconds:.1f} s "
+        f"({report.rows / max(report.seconds, 1e-9):,.0f} rows/s)"
+    )
+    typer.echo(f"log in as demo1@demo.fincoach.example with password '{DEMO_PASSWORD}'")
+
+
+@app.command("demo-data")
+def demo_data(
+    users: Annotated[int, typer.Option(min=1, max=100_000, help="Number of users")] = 200,
+    weeks: Annotated[int, typer.Option(min=1, max=520, help="Weeks of history")] = 26,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data")] = 7,
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="First Monday (default: history ends today)"),
+    ] = None,
+    reset: Annotated[bool, typer.Option(help="Replace existing demo users")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Simulate users' finances and write them into the database (migrating it first)."""
+    from db.migrate import upgrade
+
+    first = start.date() if start else _last_monday() - timedelta(weeks=weeks)
+    if first.weekday() != 0:
+        raise typer.BadParameter(f"{first} is a {first:%A}; --start must be a Monday")
+    url = _database_url(database_url)
+    upgrade(url)
+    asyncio.run(_load_demo(url, users, weeks, seed, first, reset, quiet))
+
+
+def _absolute_sqlite(url: str) -> str:
+    # Replicas run in other processes whose working directory may differ: pin relative paths.
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        return prefix + str((Path.cwd() / url[len(prefix) :]).resolve())
+    return url
+
+
+@app.command("serve")
+def serve_cmd(
+    config: Annotated[Path, typer.Option(help="Serve config file")] = ROOT / "serve_config.yaml",
+    demo_users: Annotated[
+        int, typer.Option(help="Demo users to load when the database is empty (0: none)")
+    ] = 200,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Migrate the database, load demo data if it is empty, and run the Serve app (:8000)."""
+    from db.engine import make_engine
+    from db.migrate import upgrade
+    from training.demo_data import count_users
+
+    url = _absolute_sqlite(_database_url(database_url))
+    upgrade(url)
+
+    async def empty() -> bool:
+        engine = make_engine(url)
+        try:
+            return await count_users(engine) == 0
+        finally:
+            await engine.dispose()
+
+    if demo_users and asyncio.run(empty()):
+        typer.echo(f"empty database: loading {demo_users} demo users")
+        asyncio.run(
+            _load_demo(url, demo_users, 26, 7, _last_monday() - timedelta(weeks=26), False, False)
+        )
+    os.environ["FINCOACH_DATABASE_URL"] = url
+    serve_bin = shutil.which("serve", path=str(Path(sys.executable).parent)) or shutil.which(
+        "serve"
+    )
+    if serve_bin is None:
+        _fail("the `serve` command of ray[serve] is not installed")
+    typer.echo(f"starting Ray Serve with {config} (API docs: http://127.0.0.1:8000/docs)")
+    os.chdir(ROOT)
+    os.execv(serve_bin, [serve_bin, "run", str(config)])
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Settings read from the environment (prefix ``FINCOACH_``).
+
+Read them inside a process that serves (a replica's ``__init__``, the CLI command), never at
+import time: ``get_settings()`` is cached per process.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The development secret is public (it is in this file), so production refuses it.
+DEV_JWT_SECRET = "fincoach-dev-secret-change-me-0123456789abcdef"
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Infrastructure and secrets. Sizing and model versions live in serve_config.yaml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FINCOACH_", env_file=None, extra="ignore", frozen=True
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./fincoach.db",
+        validation_alias=AliasChoices("FINCOACH_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///... or postgresql+asyncpg://...",
+    )
+    database_pool_size: int = Field(default=5, ge=1, le=100)
+    model_dir: Path = Path("./artifacts")
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_issuer: str = "fincoach"
+    jwt_audience: str = "fincoach-api"
+    token_ttl_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    # argon2id cost; tests lower the memory so that they run fast, production keeps the default.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=1024)
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # Accept "a,b" as well as a JSON list: the comma form is what people type in a shell.
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                import json
+
+                return json.loads(value)
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url.split(":///", 1)[1]
+        if not (url.startswith("postgresql+asyncpg://") or url.startswith("sqlite+aiosqlite://")):
+            raise ValueError(
+                "database_url must be postgresql+asyncpg://... or sqlite+aiosqlite:///..."
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _production_needs_a_real_secret(self) -> Settings:
+        if self.env == "production":
+            secret = self.jwt_secret.get_secret_value()
+            if secret == DEV_JWT_SECRET or len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    "FINCOACH_JWT_SECRET must be set to a private value of at least "
+                    f"{MIN_SECRET_LENGTH} characters when FINCOACH_ENV=production"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

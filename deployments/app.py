@@ -1,0 +1,16 @@
+"""The application graph: ``serve run deployments.app:build_app`` or serve_config.yaml."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from deployments.ingress import CoachIngress
+from schemas.app_args import AppArgs
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Build the application from its `args:` (validated, so a typo fails the deploy)."""
+    app_args = AppArgs.model_validate(args)
+    return CoachIngress.bind(app_args.model_dump())

@@ -1,0 +1,26 @@
+"""The HTTP ingress: the FastAPI app of ``api/`` bound to Ray Serve.
+
+The app is built inside the replica (``__serve_build_asgi_app__``), so settings are read and the
+database engine is made in the replica's own process and event loop, never at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+
+from api.app import create_app
+from config import get_settings
+from schemas.app_args import AppArgs
+
+
+@serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.5})
+@serve.ingress()
+class CoachIngress:
+    def __init__(self, args: dict[str, Any] | None = None) -> None:
+        self._args = AppArgs.model_validate(args or {})
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_app(get_settings())

@@ -1,0 +1,100 @@
+"""The `fincoach` console script, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.tables import BehavioralEvent, Goal, Transaction, User, UserProfile
+from training.simulator import SimConfig, simulate
+
+FINCOACH = str(Path(sys.executable).parent / "fincoach")
+COMMANDS = [
+    [],
+    ["db"],
+    ["db", "upgrade"],
+    ["db", "downgrade"],
+    ["db", "check"],
+    ["demo-data"],
+    ["serve"],
+]
+
+
+def run(*args: str, env_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [FINCOACH, *args]
+    if env_url is not None:
+        cmd += ["--database-url", env_url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "fincoach")
+def test_every_command_has_help(command: list[str]) -> None:
+    result = run(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+    assert len(result.stdout.splitlines()) > 4
+
+
+def test_db_check_names_what_is_missing(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    result = run("db", "check", env_url=url)
+    assert result.returncode == 1
+    assert "missing table: users" in result.stdout
+    assert "missing index: idx_behavioral_events_user_type_time" in result.stdout
+    assert run("db", "upgrade", env_url=url).returncode == 0
+    ok = run("db", "check", env_url=url)
+    assert ok.returncode == 0 and "schema ok" in ok.stdout
+    assert run("db", "downgrade", "base", env_url=url).returncode == 0
+    assert run("db", "check", env_url=url).returncode == 1
+
+
+async def _count(engine: AsyncEngine, table: type) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def test_demo_data_loads_the_simulated_population(
+    database_url: str, clean_engine: AsyncEngine
+) -> None:
+    args = [
+        "demo-data",
+        "--users",
+        "12",
+        "--weeks",
+        "6",
+        "--seed",
+        "5",
+        "--start",
+        "2025-03-03",
+        "--quiet",
+    ]
+    first = run(*args, env_url=database_url)
+    assert first.returncode == 0, first.stderr
+    expected = simulate(SimConfig(n_users=12, n_weeks=6, seed=5, start=date(2025, 3, 3)))
+    assert await _count(clean_engine, User) == 12
+    assert await _count(clean_engine, UserProfile) == 12
+    assert await _count(clean_engine, Goal) == len(expected.goals)
+    assert await _count(clean_engine, Transaction) == len(expected.transactions)
+    assert await _count(clean_engine, BehavioralEvent) > 0
+    async with clean_engine.connect() as conn:
+        total = await conn.scalar(select(func.sum(Transaction.amount)))
+    assert total == pytest.approx(float(expected.transactions.amount.sum()), abs=0.05)
+
+    again = run(*args, env_url=database_url)
+    assert again.returncode == 1 and "--reset" in again.stderr
+    reset = run(*args, "--reset", env_url=database_url)
+    assert reset.returncode == 0, reset.stderr
+    assert await _count(clean_engine, User) == 12
+    assert await _count(clean_engine, Transaction) == len(expected.transactions)
+
+
+def test_demo_data_refuses_a_start_that_is_not_a_monday(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    result = run("demo-data", "--users", "2", "--start", "2025-03-04", env_url=url)
+    assert result.returncode != 0 and "Monday" in result.stderr

@@ -1,0 +1,144 @@
+"""Shared fixtures: a migrated database per backend (SQLite always, PostgreSQL when
+FINCOACH_TEST_POSTGRES_URL is set), settings for tests, and an in-process API client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+from sqlalchemy import delete, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from api.app import create_app
+from config import Settings
+from db.engine import make_engine
+from db.migrate import upgrade
+from db.tables import Base
+
+PG_URL = os.environ.get("FINCOACH_TEST_POSTGRES_URL", "")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_SKIP_REASON = (
+    "PostgreSQL tests skipped: set FINCOACH_TEST_POSTGRES_URL="
+    "postgresql+asyncpg://postgres@127.0.0.1:5432/test to run them"
+)
+
+
+def test_settings(database_url: str, **overrides: object) -> Settings:
+    """Settings for tests: the given database, cheap password hashing, a fixed secret."""
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": database_url,
+        "jwt_secret": "test-secret-" + "x" * 40,
+        "password_hash_time_cost": 1,
+        "password_hash_memory_kib": 1024,
+        "max_body_bytes": 64 * 1024,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
+
+
+async def _create_pg_database() -> tuple[str, Callable[[], Awaitable[None]]]:
+    if not PG_URL:
+        if IN_CI:
+            pytest.fail("CI=true but FINCOACH_TEST_POSTGRES_URL is not set", pytrace=False)
+        pytest.skip(PG_SKIP_REASON)
+    name = f"fincoach_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server ends here
+        await admin.dispose()
+        pytest.fail(f"PostgreSQL at {PG_URL} is unreachable: {exc}", pytrace=False)
+
+    async def drop() -> None:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    return url, drop
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A freshly migrated database of each backend, shared by the whole session."""
+    drop: Callable[[], Awaitable[None]] | None = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    else:
+        url, drop = await _create_pg_database()
+    # Alembic's env runs its own event loop, so it goes to a thread.
+    await asyncio.to_thread(upgrade, url)
+    yield url
+    if drop is not None:
+        await drop()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    db = make_engine(database_url)
+    yield db
+    await db.dispose()
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(delete(table))
+
+
+@pytest.fixture
+async def clean_engine(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The session's engine, with every table emptied after the test."""
+    yield engine
+    await truncate_all(engine)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return test_settings(database_url)
+
+
+@pytest.fixture
+async def client(clean_engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in-process over ASGI, on a clean database."""
+    app = create_app(settings, engine=clean_engine)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
+
+
+async def register(client: httpx.AsyncClient, email: str, password: str = "s3cret-pass") -> dict:
+    """Register a user and return Authorization headers for them."""
+    r = await client.post("/auth/register", json={"email": email, "password": password})
+    assert r.status_code == 201, r.text
+    r = await client.post("/auth/token", data={"username": email, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_outside_integration(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only tests marked `integration` may start Ray (Ray's own tests/unit habit)."""
+    if request.node.get_closest_marker("integration"):
+        return
+    import ray
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("this test must not start Ray; mark it integration")
+
+    monkeypatch.setattr(ray, "init", refuse)

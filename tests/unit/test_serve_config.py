@@ -1,0 +1,35 @@
+"""serve_config.yaml is a valid Serve config that sizes every deployment for a small machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from ray.serve.schema import ServeDeploySchema
+
+CONFIG = Path(__file__).resolve().parents[2] / "serve_config.yaml"
+
+
+def test_serve_config_validates_and_sizes_each_deployment() -> None:
+    raw = yaml.safe_load(CONFIG.read_text())
+    schema = (
+        ServeDeploySchema.model_validate(raw)
+        if hasattr(ServeDeploySchema, "model_validate")
+        else ServeDeploySchema.parse_obj(raw)
+    )
+    (app,) = schema.applications
+    assert app.import_path == "deployments.app:build_app"
+    assert app.deployments, "every deployment is sized explicitly"
+    for deployment in raw["applications"][0]["deployments"]:
+        assert "max_ongoing_requests" in deployment, deployment["name"]
+        assert 0 < deployment["ray_actor_options"]["num_cpus"] < 1, deployment["name"]
+
+
+def test_build_app_refuses_unknown_args() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from deployments.app import build_app
+
+    with pytest.raises(ValidationError):
+        build_app({"modle_dir": "typo"})
