@@ -142,3 +142,21 @@ def _no_ray_outside_integration(
         raise RuntimeError("this test must not start Ray; mark it integration")
 
     monkeypatch.setattr(ray, "init", refuse)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which database backends the database tests actually ran on (CI shows PostgreSQL)."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            for backend in ("sqlite", "postgresql"):
+                if f"[{backend}" in nodeid or f"-{backend}]" in nodeid or f"-{backend}-" in nodeid:
+                    if report.when == "call" or outcome == "skipped":
+                        counts.setdefault(backend, {}).setdefault(outcome, 0)
+                        counts[backend][outcome] += 1
+    if counts:
+        terminalreporter.write_sep("-", "database backends")
+        for backend, by_outcome in sorted(counts.items()):
+            summary = ", ".join(f"{n} {o}" for o, n in sorted(by_outcome.items()))
+            terminalreporter.write_line(f"{backend}: {summary}")
