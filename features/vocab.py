@@ -71,3 +71,12 @@ EVENT_TYPES: Final = (
     "filter",
 )
 PREDICTION_TYPES: Final = ("spending", "goal", "recommendation", "segment")
+
+# Recommendation strategies the bandit chooses between (issue 4 serves them).
+STRATEGIES: Final = (
+    "cql_greedy",
+    "cql_softmax",
+    "segment_popular",
+    "goal_focused",
+    "rule_based",
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.tables import BehavioralEvent, Goal, Transaction, User, UserProfile
-from features.vocab import CATEGORIES
+from features.vocab import CATEGORIES, EVENT_TYPES
 from training.simulator import Population
 
 DEMO_DOMAIN = "demo.fincoach.example"
@@ -70,29 +70,25 @@ def _chunks(rows: list[dict[str, Any]], size: int = CHUNK) -> Iterator[list[dict
         yield rows[start : start + size]
 
 
-def _event_rows(
-    population: Population, user_ids: list[int], rng: np.random.Generator
-) -> list[dict[str, Any]]:
-    """The last four weeks of app usage, at each user's engagement rate."""
-    rows: list[dict[str, Any]] = []
-    end = datetime(population.end.year, population.end.month, population.end.day, tzinfo=UTC)
-    kinds = ("page_view", "recommendation_interaction", "goal_modification", "search", "filter")
-    weights = np.array([0.6, 0.15, 0.05, 0.1, 0.1])
-    for user, user_id in zip(population.users, user_ids, strict=True):
-        n = int(rng.poisson(user.engagement * 4))
-        offsets = rng.uniform(0, 28 * 24 * 3600, size=n)
-        types = rng.choice(len(kinds), size=n, p=weights)
-        for offset, t in zip(offsets, types, strict=True):
-            rows.append(
-                {
-                    "event_id": str(uuid.UUID(bytes=rng.bytes(16), version=4)),
-                    "user_id": user_id,
-                    "event_type": kinds[int(t)],
-                    "event_data": {"source": "demo"},
-                    "timestamp": end - timedelta(seconds=float(offset)),
-                }
-            )
-    return rows
+def _event_rows(population: Population, user_ids: list[int]) -> list[dict[str, Any]]:
+    """The last four weeks of the simulated app usage (older events add rows, not signal)."""
+    events = population.events
+    if events is None:
+        return []
+    end = np.datetime64(population.end, "s")
+    recent = np.nonzero(events.timestamp >= end - np.timedelta64(28, "D"))[0]
+    rng = np.random.default_rng(population.config.seed)
+    stamps = events.timestamp[recent].astype("datetime64[us]").astype(datetime)
+    return [
+        {
+            "event_id": str(uuid.UUID(bytes=rng.bytes(16), version=4)),
+            "user_id": user_ids[int(events.user[i])],
+            "event_type": EVENT_TYPES[int(events.event_type[i])],
+            "event_data": {"source": "demo"},
+            "timestamp": stamp.replace(tzinfo=UTC),
+        }
+        for i, stamp in zip(recent, stamps, strict=True)
+    ]
 
 
 async def load_population(
@@ -175,7 +171,7 @@ async def load_population(
             )
             tick(stop - start)
 
-        events = _event_rows(population, user_ids, np.random.default_rng(population.config.seed))
+        events = _event_rows(population, user_ids)
         for chunk in _chunks(events):
             await conn.execute(insert(BehavioralEvent), chunk)
             tick(len(chunk))

@@ -21,7 +21,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
-from features.vocab import ACTIONS, CATEGORIES, LATENT_TYPES, RISK_TOLERANCES, SPENDING_CATEGORIES
+from features.vocab import (
+    ACTIONS,
+    CATEGORIES,
+    EVENT_TYPES,
+    LATENT_TYPES,
+    RISK_TOLERANCES,
+    SPENDING_CATEGORIES,
+)
 
 N_TYPES = len(LATENT_TYPES)
 CAT_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
@@ -100,7 +107,7 @@ RESPONSE_ACCEPT = np.array(
     ]
 )
 RESPONSE_SPEND_CUT = np.array([0.0, 0.25, 0.15, 0.0, 0.0, 0.30, 0.12, 0.05, 0.05, 0.05])
-RESPONSE_SAVINGS_UP = np.array([0.0, 0.0, 0.02, 0.05, 0.01, 0.0, 0.02, 0.06, 0.03, 0.05])
+RESPONSE_SAVINGS_UP = np.array([0.0, 0.0, 0.02, 0.05, 0.03, 0.0, 0.02, 0.08, 0.08, 0.10])
 RESPONSE_DECAY = 0.6
 
 assert RESPONSE_ACCEPT.shape == (N_TYPES, len(ACTIONS))
@@ -167,6 +174,18 @@ class Transactions:
 
 
 @dataclass
+class Events:
+    """Columnar behavioral events (app usage) over the history."""
+
+    user: np.ndarray
+    timestamp: np.ndarray  # datetime64[s], UTC
+    event_type: np.ndarray  # index into EVENT_TYPES
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+
+@dataclass
 class Population:
     config: SimConfig
     users: list[SimUser]
@@ -175,6 +194,8 @@ class Population:
     future: np.ndarray  # (n_users, future_weeks, len(CATEGORIES)) held-out truth
     transactions: Transactions
     goals: list[SimGoal] = field(default_factory=list)
+    events: Events | None = None
+    params: UserParams | None = None
 
     def week_start(self, week: int) -> date:
         return self.config.start + timedelta(weeks=week)
@@ -192,41 +213,98 @@ def _seasonality(weeks: np.ndarray, start: date) -> np.ndarray:
     return 1.0 + CATEGORY_SEASON_AMP[None, :] * np.cos(phase)
 
 
+@dataclass
+class UserParams:
+    """The latent parameters of each user (arrays over users), drawn once per population."""
+
+    latent: np.ndarray
+    income: np.ndarray  # median weekly income
+    spend_ratio: np.ndarray
+    savings_rate: np.ndarray
+    weights: np.ndarray  # (n, n_spending) category weights
+    volatility: np.ndarray
+    engagement: np.ndarray
+    has_debt: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.latent.shape[0])
+
+
+def draw_params(n: int, type_probs: tuple[float, ...], rng: np.random.Generator) -> UserParams:
+    latent = rng.choice(N_TYPES, size=n, p=np.asarray(type_probs))
+    weights = TYPE_CATEGORY_WEIGHTS[latent] * rng.lognormal(0.0, 0.2, size=(n, len(SPEND_IDX)))
+    return UserParams(
+        latent=latent,
+        income=TYPE_INCOME[latent] * rng.lognormal(0.0, 0.25, size=n),
+        spend_ratio=np.clip(TYPE_SPEND_RATIO[latent] + rng.normal(0, 0.04, size=n), 0.3, 1.1),
+        savings_rate=np.clip(TYPE_SAVINGS_RATE[latent] + rng.normal(0, 0.02, size=n), 0.0, 0.5),
+        weights=weights / weights.sum(axis=1, keepdims=True),
+        volatility=TYPE_VOLATILITY[latent] * rng.uniform(0.8, 1.2, size=n),
+        engagement=TYPE_ENGAGEMENT[latent] * rng.lognormal(0.0, 0.3, size=n),
+        has_debt=rng.random(n) < TYPE_DEBT[latent],
+    )
+
+
+@dataclass
+class WeekDraw:
+    """One simulated week before any coaching: the amounts and the random draws behind them."""
+
+    amounts: np.ndarray  # (n, len(CATEGORIES))
+    mood: np.ndarray  # the AR(1) state after this week
+
+
+def simulate_week(
+    params: UserParams,
+    mood: np.ndarray,
+    season: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    discretionary_cut: np.ndarray | None = None,
+    savings_up: np.ndarray | None = None,
+) -> WeekDraw:
+    """One week of every user's money. Coaching effects (from accepted advice) cut
+    discretionary spending by a fraction and move a share of income from spending to savings."""
+    n = len(params)
+    n_spend = len(SPEND_IDX)
+    mood = 0.6 * mood + rng.normal(0.0, 0.15, size=n)  # spending streaks last a few weeks
+    base = (params.income * params.spend_ratio)[:, None] * params.weights * season[None, :]
+    sigma = params.volatility[:, None]
+    spend = base * rng.lognormal(-0.5 * sigma**2, sigma, (n, n_spend)) * np.exp(mood)[:, None]
+    impulse = rng.random(n) < TYPE_IMPULSE[params.latent]
+    spree = rng.uniform(2.0, 4.0, size=n)
+    spend[:, DISCRETIONARY_MASK] *= np.where(impulse, spree, 1.0)[:, None]
+    spend[rng.random((n, n_spend)) < CATEGORY_ZERO_PROB[None, :]] = 0.0
+    paid = params.income * rng.lognormal(0.0, 0.03, size=n)
+    saved = paid * params.savings_rate * rng.lognormal(0.0, 0.15, size=n)
+    saved = np.where(rng.random(n) < 0.9, saved, 0.0)
+    if discretionary_cut is not None:
+        spend[:, DISCRETIONARY_MASK] *= (1.0 - np.clip(discretionary_cut, 0.0, 0.9))[:, None]
+    if savings_up is not None:
+        # Money moved to savings comes out of spending, pro rata, never below zero.
+        moved = np.minimum(np.clip(savings_up, 0.0, 0.5) * paid, spend.sum(axis=1))
+        total = np.maximum(spend.sum(axis=1), 1e-9)
+        spend *= (1.0 - moved / total)[:, None]
+        saved = saved + moved
+    amounts = np.zeros((n, len(CATEGORIES)))
+    amounts[:, SPEND_IDX] = spend
+    amounts[:, INCOME_IDX] = paid
+    amounts[:, SAVINGS_IDX] = saved
+    return WeekDraw(amounts=amounts, mood=mood)
+
+
 def simulate(config: SimConfig) -> Population:
     """Simulate a population: users, weekly amounts per category, transactions and goals."""
     rng = np.random.default_rng(config.seed)
     n, total_weeks = config.n_users, config.n_weeks + config.future_weeks
-    n_spend = len(SPENDING_CATEGORIES)
-
-    latent = rng.choice(N_TYPES, size=n, p=np.asarray(config.type_probs))
-    income = TYPE_INCOME[latent] * rng.lognormal(0.0, 0.25, size=n)
-    spend_ratio = np.clip(TYPE_SPEND_RATIO[latent] + rng.normal(0, 0.04, size=n), 0.3, 1.1)
-    savings_rate = np.clip(TYPE_SAVINGS_RATE[latent] + rng.normal(0, 0.02, size=n), 0.0, 0.5)
-    weights = TYPE_CATEGORY_WEIGHTS[latent] * rng.lognormal(0.0, 0.2, size=(n, n_spend))
-    weights /= weights.sum(axis=1, keepdims=True)
-    volatility = TYPE_VOLATILITY[latent] * rng.uniform(0.8, 1.2, size=n)
-    engagement = TYPE_ENGAGEMENT[latent] * rng.lognormal(0.0, 0.3, size=n)
-    has_debt = rng.random(n) < TYPE_DEBT[latent]
+    params = draw_params(n, config.type_probs, rng)
+    latent, income, spend_ratio = params.latent, params.income, params.spend_ratio
 
     season = _seasonality(np.arange(total_weeks), config.start)
     amounts = np.zeros((n, total_weeks, len(CATEGORIES)))
     mood = np.zeros(n)
     for w in range(total_weeks):
-        # Persistent mood: a spending streak lasts a few weeks.
-        mood = 0.6 * mood + rng.normal(0.0, 0.15, size=n)
-        base = (income * spend_ratio)[:, None] * weights * season[w][None, :]
-        noise = rng.lognormal(-0.5 * volatility[:, None] ** 2, volatility[:, None], (n, n_spend))
-        spend = base * noise * np.exp(mood)[:, None]
-        impulse = rng.random(n) < TYPE_IMPULSE[latent]
-        spree = rng.uniform(2.0, 4.0, size=n)
-        spend[:, DISCRETIONARY_MASK] *= np.where(impulse, spree, 1.0)[:, None]
-        zero = rng.random((n, n_spend)) < CATEGORY_ZERO_PROB[None, :]
-        spend[zero] = 0.0
-        amounts[:, w, SPEND_IDX] = spend
-        paid = income * rng.lognormal(0.0, 0.03, size=n)
-        amounts[:, w, INCOME_IDX] = paid
-        saved = paid * savings_rate * rng.lognormal(0.0, 0.15, size=n)
-        amounts[:, w, SAVINGS_IDX] = np.where(rng.random(n) < 0.9, saved, 0.0)
+        draw = simulate_week(params, mood, season[w], rng)
+        amounts[:, w], mood = draw.amounts, draw.mood
     amounts = np.round(amounts, 2)
 
     users = [
@@ -238,14 +316,15 @@ def simulate(config: SimConfig) -> Population:
             opening_balance=round(float(income[i] * rng.uniform(0.5, 6.0)), 2),
             risk_tolerance=RISK_TOLERANCES[int(rng.integers(len(RISK_TOLERANCES)))],
             monthly_budget=round(float(income[i] * spend_ratio[i] * 52 / 12), 2),
-            has_debt=bool(has_debt[i]),
-            engagement=float(engagement[i]),
+            has_debt=bool(params.has_debt[i]),
+            engagement=float(params.engagement[i]),
         )
         for i in range(n)
     ]
     history = amounts[:, : config.n_weeks]
     transactions, weekly = _to_transactions(history, latent, config.start, rng)
     goals = _goals(amounts[:, :, SAVINGS_IDX], latent, config, rng)
+    events = _events(params.engagement, latent, config, rng)
     return Population(
         config=config,
         users=users,
@@ -254,7 +333,41 @@ def simulate(config: SimConfig) -> Population:
         future=amounts[:, config.n_weeks :],
         transactions=transactions,
         goals=goals,
+        events=events,
+        params=params,
     )
+
+
+# Event mix per latent type (columns follow EVENT_TYPES): goal-oriented users edit goals more,
+# impulse buyers browse and search more.
+TYPE_EVENT_MIX = np.array(
+    [
+        [0.60, 0.15, 0.02, 0.08, 0.08, 0.07],
+        [0.50, 0.10, 0.15, 0.01, 0.14, 0.10],
+        [0.45, 0.20, 0.02, 0.20, 0.07, 0.06],
+        [0.50, 0.20, 0.05, 0.05, 0.10, 0.10],
+        [0.55, 0.10, 0.15, 0.02, 0.10, 0.08],
+    ]
+)
+
+
+assert TYPE_EVENT_MIX.shape == (N_TYPES, len(EVENT_TYPES))
+
+
+def _events(
+    engagement: np.ndarray, latent: np.ndarray, config: SimConfig, rng: np.random.Generator
+) -> Events:
+    """App usage over the history: Poisson(engagement) events per user-week."""
+    counts = rng.poisson(np.repeat(engagement[:, None], config.n_weeks, axis=1))
+    users = np.repeat(np.repeat(np.arange(config.n_users), config.n_weeks), counts.ravel())
+    weeks = np.repeat(np.tile(np.arange(config.n_weeks), config.n_users), counts.ravel())
+    seconds = rng.integers(0, 7 * 24 * 3600, size=users.shape[0])
+    origin = np.datetime64(datetime(config.start.year, config.start.month, config.start.day), "s")
+    timestamp = origin + (weeks * 7 * 24 * 3600 + seconds).astype("timedelta64[s]")
+    cumulative = TYPE_EVENT_MIX.cumsum(axis=1)[latent[users]]
+    kind = (rng.random(users.shape[0])[:, None] > cumulative).sum(axis=1)
+    order = np.lexsort((timestamp, users))
+    return Events(user=users[order], timestamp=timestamp[order], event_type=kind[order])
 
 
 def _to_transactions(

@@ -1,0 +1,152 @@
+"""Feature vectors: documented dimensions, exact values on hand-made rows, finite for new users."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from features.frames import EventFrame, GoalRow, Profile, TransactionFrame, UserSnapshot
+from features.state import (
+    BEHAVIOR_FEATURE_NAMES,
+    ENHANCED_DIM,
+    ENHANCED_FEATURE_NAMES,
+    LEGACY_DIM,
+    LEGACY_FEATURE_NAMES,
+    behavior_features,
+    enhanced_state,
+    legacy_state,
+    weekly_matrix,
+)
+from features.vocab import CATEGORIES
+from training.datasets import behavior_matrix, snapshots, state_matrix
+from training.simulator import SimConfig, simulate
+
+AS_OF = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+
+
+def _snapshot(rows, **kwargs) -> UserSnapshot:
+    return UserSnapshot(
+        as_of=np.datetime64(AS_OF.replace(tzinfo=None), "s"),
+        transactions=TransactionFrame.from_rows(rows),
+        **kwargs,
+    )
+
+
+def test_dimensions_and_legacy_order() -> None:
+    assert LEGACY_DIM == 17 and ENHANCED_DIM >= 35
+    assert LEGACY_FEATURE_NAMES[:4] == (
+        "current_balance",
+        "total_spending",
+        "total_income",
+        "transaction_count",
+    )
+    assert LEGACY_FEATURE_NAMES[-2:] == ("savings_rate", "spending_velocity")
+    assert ENHANCED_FEATURE_NAMES[:LEGACY_DIM] == LEGACY_FEATURE_NAMES
+    assert ENHANCED_FEATURE_NAMES[LEGACY_DIM] == "weekday_spending_ratio"
+    assert ENHANCED_FEATURE_NAMES[LEGACY_DIM + 17] == "financial_stress_indicator"
+
+
+def test_new_user_gets_finite_vectors() -> None:
+    empty = UserSnapshot(as_of=np.datetime64("2026-03-02T00:00:00"))
+    for vector, dim in [
+        (legacy_state(empty), LEGACY_DIM),
+        (enhanced_state(empty), ENHANCED_DIM),
+        (enhanced_state(empty, segment_id=3), ENHANCED_DIM),
+        (behavior_features(empty), len(BEHAVIOR_FEATURE_NAMES)),
+    ]:
+        assert vector.shape == (dim,) and np.isfinite(vector).all()
+
+
+def test_legacy_state_values_on_known_rows() -> None:
+    day = timedelta(days=1)
+    rows = [
+        (AS_OF - 2 * day, 100.0, "groceries", "FreshMart"),  # last 7 days
+        (AS_OF - 3 * day, 50.0, "dine_out", "Pasta Place"),  # last 7 days
+        (AS_OF - 4 * day, 1000.0, "income", "Employer"),  # last 7 days
+        (AS_OF - 10 * day, 75.0, "groceries", "FreshMart"),  # the week before
+        (AS_OF + day, 999.0, "shopping", "Future"),  # after as_of: not known yet
+    ]
+    state = legacy_state(_snapshot(rows, profile=Profile(opening_balance=500.0)))
+    named = dict(zip(LEGACY_FEATURE_NAMES, state, strict=True))
+    assert named["current_balance"] == pytest.approx(500 + 1000 - 100 - 50 - 75)
+    assert named["total_spending"] == pytest.approx(150.0)
+    assert named["total_income"] == pytest.approx(1000.0)
+    assert named["transaction_count"] == 3
+    assert named["weekly_groceries"] == pytest.approx(100.0)
+    assert named["weekly_dine_out"] == pytest.approx(50.0)
+    assert named["savings_rate"] == pytest.approx((1000 - 225) / 1000)
+    # 150 this week against the 4 weeks before it (75 in one of them: mean 18.75).
+    assert named["spending_velocity"] == pytest.approx(150 / 18.75)
+
+
+def test_weekly_matrix_windows_end_at_as_of() -> None:
+    rows = [
+        (AS_OF - timedelta(days=1), 10.0, "groceries", None),
+        (AS_OF - timedelta(days=8), 20.0, "groceries", None),
+    ]
+    weekly = weekly_matrix(_snapshot(rows), 3)
+    assert weekly[:, 0].tolist() == [0.0, 20.0, 10.0]
+
+
+def test_enhanced_state_uses_goals_events_and_segment() -> None:
+    events = EventFrame.from_rows([(AS_OF - timedelta(days=d), "page_view") for d in range(1, 9)])
+    goals = [GoalRow(1000.0, 250.0, date(2026, 5, 25))]
+    state = enhanced_state(_snapshot([], events=events, goals=goals), segment_id=2)
+    named = dict(zip(ENHANCED_FEATURE_NAMES, state, strict=True))
+    assert named["events_per_week"] == pytest.approx(2.0)
+    assert named["goal_progress"] == pytest.approx(0.25)
+    assert named["weeks_to_goal"] == pytest.approx(12 / 52)
+    assert [named[f"segment_{i}"] for i in range(5)] == [0, 0, 1, 0, 0]
+    with pytest.raises(ValueError, match="segment_id"):
+        enhanced_state(_snapshot([]), segment_id=7)
+
+
+def test_timing_ratios() -> None:
+    saturday_night = datetime(2026, 2, 28, 21, 0, tzinfo=UTC)
+    tuesday_morning = datetime(2026, 2, 24, 9, 0, tzinfo=UTC)
+    rows = [(saturday_night, 30.0, "dine_out", "A"), (tuesday_morning, 10.0, "groceries", "B")]
+    named = dict(zip(ENHANCED_FEATURE_NAMES, enhanced_state(_snapshot(rows)), strict=True))
+    assert named["weekend_spending_ratio"] == pytest.approx(0.75)
+    assert named["weekday_spending_ratio"] == pytest.approx(0.25)
+    assert named["evening_spending_ratio"] == pytest.approx(0.75)
+    assert named["morning_spending_ratio"] == pytest.approx(0.25)
+
+
+def test_unknown_category_counts_as_other() -> None:
+    frame = TransactionFrame.from_rows([(AS_OF - timedelta(days=1), 5.0, "crypto", None)])
+    assert (
+        legacy_state(_snapshot([(AS_OF - timedelta(days=1), 5.0, "crypto", None)]))[
+            LEGACY_FEATURE_NAMES.index("weekly_other")
+        ]
+        == 5.0
+    )
+    assert len(frame) == 1
+
+
+def test_training_and_serving_paths_agree() -> None:
+    """The simulator path (columnar slices) equals building the frame from rows, as serving does."""
+    pop = simulate(SimConfig(n_users=5, n_weeks=10, seed=2))
+    snap = next(snapshots(pop))
+    first = pop.transactions.user == 0
+    rows = [
+        (datetime.fromisoformat(str(t)).replace(tzinfo=UTC), float(a), c, m)
+        for t, a, c, m in zip(
+            pop.transactions.occurred_at[first],
+            pop.transactions.amount[first],
+            np.array(CATEGORIES)[pop.transactions.category[first]],
+            pop.transactions.merchant[first],
+            strict=True,
+        )
+    ]
+    served = UserSnapshot(
+        as_of=snap.as_of,
+        transactions=TransactionFrame.from_rows(rows),
+        events=snap.events,
+        profile=snap.profile,
+        goals=snap.goals,
+    )
+    assert np.allclose(enhanced_state(served), enhanced_state(snap))
+    assert state_matrix(pop, enhanced=False).shape == (5, LEGACY_DIM)
+    assert behavior_matrix(pop).shape == (5, len(BEHAVIOR_FEATURE_NAMES))
