@@ -1,0 +1,182 @@
+"""User segmentation: a Gaussian mixture (diagonal covariances) over standardized behavioral
+features, with segments named by what their centroids look like.
+
+Diagonal covariances because full ones split the same population differently from one bootstrap
+sample to the next (bootstrap ARI 0.57-0.98 measured) while diagonal ones agree (0.99).
+
+Names are not cluster numbers: after fitting, each mixture component is matched (Hungarian
+assignment) to one of the five original segment names by a score of its centroid against a
+documented prototype of that name. So the same behavior keeps the same name across retrains,
+whatever order the mixture found its components in, and segment id ``i`` always means
+``SEGMENT_NAMES[i]``. Confidence is the posterior probability of the assigned segment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.mixture import GaussianMixture
+
+from features.state import BEHAVIOR_FEATURE_NAMES
+from features.vocab import SEGMENT_NAMES
+
+# Prototype of each name: weights over standardized features (BEHAVIOR_FEATURE_NAMES). A
+# component's score for a name is the weighted sum of its centroid's z-scores.
+_F = {name: i for i, name in enumerate(BEHAVIOR_FEATURE_NAMES)}
+PROTOTYPES: dict[str, dict[str, float]] = {
+    "Conservative Savers": {
+        "savings_rate": 1.0,
+        "spend_to_income": -1.0,
+        "spending_volatility": -0.5,
+        "discretionary_share": -0.5,
+        "log_events_per_week": -0.3,
+    },
+    "Impulse Buyers": {
+        "impulse_buying_score": 1.0,
+        "spending_volatility": 1.0,
+        "spend_to_income": 0.5,
+        "evening_spending_ratio": 0.5,
+        "discretionary_share": 0.5,
+    },
+    "Goal-Oriented": {
+        "log_events_per_week": 1.0,
+        "savings_rate": 0.5,
+        "savings_consistency": 0.3,
+    },
+    "Budget Conscious": {
+        "essential_share": 1.0,
+        "log_weekly_income": -1.0,
+        "discretionary_share": -0.5,
+    },
+    "High Spenders": {
+        "log_weekly_income": 1.5,
+        "discretionary_share": 0.5,
+        "savings_rate": -0.5,
+    },
+}
+DESCRIPTIONS = {
+    "Conservative Savers": "Save a large share of income and spend steadily on essentials.",
+    "Impulse Buyers": "Irregular, spiky discretionary spending, often evenings and weekends.",
+    "Goal-Oriented": "Save regularly toward goals and engage with the app often.",
+    "Budget Conscious": "Modest income, spending concentrated on groceries and bills.",
+    "High Spenders": "High income with high discretionary spending and little saved.",
+}
+
+
+def _prototype_matrix() -> np.ndarray:
+    weights = np.zeros((len(SEGMENT_NAMES), len(BEHAVIOR_FEATURE_NAMES)))
+    for s, name in enumerate(SEGMENT_NAMES):
+        for feature, w in PROTOTYPES[name].items():
+            weights[s, _F[feature]] = w
+    return weights
+
+
+def _check_X(X: Any, n_features: int) -> np.ndarray:
+    arr = np.asarray(X, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != n_features:
+        raise ValueError(f"expected {n_features} features, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("features contain NaN or inf values")
+    return arr
+
+
+class Segmenter:
+    """Five behavioral segments with stable names and posterior confidence."""
+
+    def __init__(
+        self,
+        n_init: int = 8,
+        covariance_type: str = "diag",
+        reg_covar: float = 1e-4,
+        seed: int = 0,
+    ) -> None:
+        self.n_init = n_init
+        self.covariance_type = covariance_type
+        self.reg_covar = reg_covar
+        self.seed = seed
+
+    @property
+    def n_segments(self) -> int:
+        return len(SEGMENT_NAMES)
+
+    def fit(self, X: Any) -> Segmenter:
+        arr = _check_X(X, len(BEHAVIOR_FEATURE_NAMES))
+        if arr.shape[0] < 5 * self.n_segments:
+            raise ValueError(f"need at least {5 * self.n_segments} users, got {arr.shape[0]}")
+        mean = arr.mean(axis=0)
+        scale = np.maximum(arr.std(axis=0), 1e-6)
+        z = (arr - mean) / scale
+        mixture = GaussianMixture(
+            n_components=self.n_segments,
+            covariance_type=self.covariance_type,
+            n_init=self.n_init,
+            reg_covar=self.reg_covar,
+            random_state=self.seed,
+        ).fit(z)
+        scores = mixture.means_ @ _prototype_matrix().T  # (component, name)
+        components, names = linear_sum_assignment(-scores)
+        order = np.empty(self.n_segments, dtype=int)
+        order[names] = components  # segment id -> mixture component
+        self.mean_, self.scale_ = mean, scale
+        self.mixture_ = mixture
+        self.component_of_segment_ = order
+        self.centroids_ = mixture.means_[order] * scale + mean
+        self.name_scores_ = scores[order]
+        self.n_features_in_ = arr.shape[1]
+        self.feature_names_in_ = np.array(BEHAVIOR_FEATURE_NAMES, dtype=object)
+        labels = self.predict(arr)
+        self.segment_share_ = np.bincount(labels, minlength=self.n_segments) / arr.shape[0]
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "mixture_"):
+            raise RuntimeError("Segmenter is not fitted; call fit first")
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(n, 5) posterior probabilities, columns in SEGMENT_NAMES order."""
+        self._check_fitted()
+        arr = _check_X(X, self.n_features_in_)
+        posterior = self.mixture_.predict_proba((arr - self.mean_) / self.scale_)
+        return posterior[:, self.component_of_segment_]
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.predict_proba(X).argmax(axis=1)
+
+    def assign(self, x: Any) -> tuple[int, str, float]:
+        """One user's (segment id, name, confidence)."""
+        proba = self.predict_proba(x)[0]
+        segment = int(proba.argmax())
+        return segment, SEGMENT_NAMES[segment], float(proba[segment])
+
+    def characteristics(self) -> list[dict[str, Any]]:
+        """Each segment's profile: name, description, share of users, centroid features."""
+        self._check_fitted()
+        return [
+            {
+                "segment_id": s,
+                "name": SEGMENT_NAMES[s],
+                "description": DESCRIPTIONS[SEGMENT_NAMES[s]],
+                "share": float(self.segment_share_[s]),
+                "centroid": dict(
+                    zip(BEHAVIOR_FEATURE_NAMES, map(float, self.centroids_[s]), strict=True)
+                ),
+            }
+            for s in range(self.n_segments)
+        ]
+
+    def standardize(self, X: Any) -> np.ndarray:
+        self._check_fitted()
+        return (_check_X(X, self.n_features_in_) - self.mean_) / self.scale_
+
+    def nearest_peers(self, x: Any, candidates: Any, k: int = 5) -> np.ndarray:
+        """Indices of the ``k`` candidates nearest to ``x`` in standardized feature space."""
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        target = self.standardize(x)[0]
+        pool = self.standardize(candidates)
+        distance = np.linalg.norm(pool - target, axis=1)
+        return np.argsort(distance, kind="stable")[:k]
