@@ -1,0 +1,42 @@
+"""The rule-based coach of the original backend: the fallback when the CQL model is unavailable,
+and (with exploration noise) the behavior policy that logged the offline training data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from features.state import LEGACY_FEATURE_NAMES
+from features.vocab import ACTIONS
+
+_I = {name: i for i, name in enumerate(LEGACY_FEATURE_NAMES)}
+A = {name: i for i, name in enumerate(ACTIONS)}
+
+
+def rule_based_action(state: np.ndarray) -> int:
+    """The legacy coach's choice from the first 17 dims of a (legacy or enhanced) state."""
+    s = np.asarray(state, dtype=float)
+    if s.shape[-1] < len(LEGACY_FEATURE_NAMES):
+        raise ValueError(f"expected at least {len(LEGACY_FEATURE_NAMES)} features, got {s.shape}")
+    spending = s[_I["total_spending"]]
+    if s[_I["spending_velocity"]] > 1.2:
+        return A["spending_alert"]
+    if s[_I["savings_rate"]] < 0.05:
+        return A["savings_nudge"]
+    if spending > 0 and s[_I["weekly_dine_out"]] / spending > 0.15:
+        return A["reduce_dining_out"]
+    if s[_I["savings_rate"]] > 0.25:
+        return A["positive_reinforcement"]
+    return A["budget_suggestion"]
+
+
+def rule_based_actions(states: np.ndarray) -> np.ndarray:
+    """Vectorised over rows."""
+    return np.array([rule_based_action(s) for s in np.atleast_2d(states)], dtype=int)
+
+
+def noisy_rule_probabilities(states: np.ndarray, epsilon: float, n_actions: int) -> np.ndarray:
+    """The behavior policy: the rule with probability 1-epsilon, else uniform over all actions."""
+    rules = rule_based_actions(states)
+    probs = np.full((rules.shape[0], n_actions), epsilon / n_actions)
+    probs[np.arange(rules.shape[0]), rules] += 1.0 - epsilon
+    return probs
