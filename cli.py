@@ -161,6 +161,110 @@ def demo_data(
     asyncio.run(_load_demo(url, users, weeks, seed, first, reset, quiet))
 
 
+ModelDir = Annotated[
+    Path | None,
+    typer.Option("--model-dir", help="Model registry root (default: FINCOACH_MODEL_DIR)"),
+]
+
+
+def _model_dir(override: Path | None) -> Path:
+    from config import get_settings
+
+    return (override or get_settings().model_dir).resolve()
+
+
+@app.command("train")
+def train_cmd(
+    users: Annotated[int | None, typer.Option(min=50, help="Simulated training users")] = None,
+    weeks: Annotated[int | None, typer.Option(min=20, max=520, help="Weeks of history")] = None,
+    seed: Annotated[int, typer.Option(help="Simulation seed (held-out users use seed+1)")] = 42,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Train only these (repeatable): segmentation, forecast, "
+            "goal_probability, recommender, bandit"
+        ),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option(help="Small, fast run (< 60 s) for demos and tests")
+    ] = False,
+    model_dir: ModelDir = None,
+    database_url: DatabaseUrl = None,
+    no_db: Annotated[bool, typer.Option("--no-db", help="Do not write model_performance")] = False,
+) -> None:
+    """Simulate users, train every model, score each on held-out data beside its peers, and
+    write a new registry version of each (plus a model_performance row per model)."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+    from tqdm import tqdm
+
+    from db.migrate import upgrade
+    from models.registry import ModelRegistry
+    from training import pipeline
+    from training.report import markdown, rows_for
+
+    config = pipeline.TrainConfig.quick_config(seed) if quick else pipeline.TrainConfig(seed=seed)
+    if users or weeks:
+        config = pipeline.TrainConfig(
+            users=users or config.users, weeks=weeks or config.weeks, seed=seed, quick=quick
+        )
+    try:
+        selected = pipeline.resolve_selection(only)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--only") from exc
+    registry = ModelRegistry(_model_dir(model_dir))
+    started = time.perf_counter()
+    with tqdm(total=None, bar_format="{desc} [{elapsed}]", desc="training") as bar:
+
+        def progress(message: str) -> None:
+            bar.set_description_str(message)
+            bar.update(1)
+
+        # One BLAS thread: on a 2-core machine shared with Serve, oversubscription costs 10x.
+        with threadpool_limits(1):
+            results = pipeline.run(config, registry, only=selected, progress=progress)
+    seconds = time.perf_counter() - started
+    rows = [row for result in results for row in rows_for(result.name, result.evaluation)]
+    typer.echo(markdown(rows))
+    for result in results:
+        for artifact, version in result.versions.items():
+            typer.echo(f"saved {artifact} {version} (step took {result.seconds:.1f} s)")
+    typer.echo(f"trained in {seconds:.1f} s into {registry.root}")
+    if not no_db:
+        url = _database_url(database_url)
+        upgrade(url)
+        asyncio.run(pipeline.record_performance(url, results, config.users))
+        typer.echo("model_performance rows written")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model_dir: ModelDir = None,
+    markdown_file: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write the table to this file")
+    ] = None,
+) -> None:
+    """Print the held-out metrics of the newest version of each model beside its peers."""
+    from models.registry import ModelRegistry
+    from training.pipeline import stored_evaluations
+    from training.report import markdown, rows_for
+
+    registry = ModelRegistry(_model_dir(model_dir))
+    stored = stored_evaluations(registry)
+    if not stored:
+        _fail(f"no trained models in {registry.root}; run `fincoach train` first")
+    rows = []
+    for step, manifest in stored:
+        typer.echo(f"{step}: {manifest.name} {manifest.version} (trained {manifest.created_at})")
+        rows += rows_for(step, manifest.extra["evaluation"])
+    table = markdown(rows)
+    typer.echo(table)
+    if markdown_file is not None:
+        markdown_file.write_text(table + "\n")
+        typer.echo(f"written to {markdown_file}")
+
+
 def _absolute_sqlite(url: str) -> str:
     # Replicas run in other processes whose working directory may differ: pin relative paths.
     prefix = "sqlite+aiosqlite:///"
@@ -180,7 +284,10 @@ def serve_cmd(
     """Migrate the database, load demo data if it is empty, and run the Serve app (:8000)."""
     from db.engine import make_engine
     from db.migrate import upgrade
+    from models.registry import ModelRegistry
     from training.demo_data import count_users
+    from training.pipeline import ARTIFACTS, TrainConfig
+    from training.pipeline import run as run_pipeline
 
     url = _absolute_sqlite(_database_url(database_url))
     upgrade(url)
@@ -192,6 +299,15 @@ def serve_cmd(
         finally:
             await engine.dispose()
 
+    registry = ModelRegistry(_model_dir(None))
+    missing = [n for names in ARTIFACTS.values() for n in names if not registry.latest_version(n)]
+    if missing:
+        typer.echo(f"no trained {', '.join(missing)}: training quick demo models")
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            run_pipeline(TrainConfig.quick_config(score_policies=False), registry)
+    os.environ["FINCOACH_MODEL_DIR"] = str(registry.root)
     if demo_users and asyncio.run(empty()):
         typer.echo(f"empty database: loading {demo_users} demo users")
         asyncio.run(

@@ -17,6 +17,8 @@ from training.simulator import SimConfig, simulate
 FINCOACH = str(Path(sys.executable).parent / "fincoach")
 COMMANDS = [
     [],
+    ["train"],
+    ["evaluate"],
     ["db"],
     ["db", "upgrade"],
     ["db", "downgrade"],
