@@ -11,8 +11,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.clients import ModelClients
 from api.problems import BodySizeLimitMiddleware, RequestIdMiddleware, install_problem_handlers
-from api.routes import auth, goals, health, transactions, users
+from api.routes import auth, coaching, financial, goals, ops, transactions, users
 from config import Settings, get_settings
 from db.engine import make_engine, make_sessionmaker
 
@@ -20,13 +21,28 @@ VERSION = "0.1.0"
 logger = logging.getLogger("fincoach.api")
 
 
+async def _local_models(cfg: Settings) -> ModelClients:
+    from actors.bandit_book import BanditBook
+    from api.clients import LocalModelClients
+
+    bandit = BanditBook(cfg.database_url)
+    await bandit.rebuild()
+    return LocalModelClients(str(cfg.model_dir), bandit)
+
+
 def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
-def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    models: ModelClients | None = None,
+) -> FastAPI:
     """Build the API. The engine is made in the lifespan (inside the serving process and its
-    event loop) unless one is passed in, as tests do."""
+    event loop) unless one is passed in, as tests do. Without ``models`` (Serve passes its
+    handles) the models run in-process from the registry, with an in-process bandit."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,6 +52,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         app.state.settings = cfg
         app.state.engine = db
         app.state.sessions = make_sessionmaker(db)
+        app.state.models = models if models is not None else await _local_models(cfg)
         try:
             yield
         finally:
@@ -50,7 +67,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         generate_unique_id_function=_operation_id,
     )
     install_problem_handlers(app)
-    for module in (health, auth, users, goals, transactions):
+    for module in (ops, auth, users, goals, transactions, coaching, financial):
         app.include_router(module.router)
 
     cfg = settings or get_settings()

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AppArgs(BaseModel):
     """What the application graph is built from. Secrets and the database URL come from the
     environment (Settings), so the same config file serves every environment."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model_dir: str | None = None
+    model_dir: str | None = Field(
+        default=None, description="Registry root (default: FINCOACH_MODEL_DIR, ./artifacts)"
+    )
+    bandit_algorithm: Literal["thompson", "ucb1", "epsilon_greedy"] = "thompson"
+    model_timeout_s: float = Field(default=2.0, gt=0, le=30)
+
+    def resolved_model_dir(self) -> str:
+        from pathlib import Path
+
+        from config import get_settings
+
+        return str(Path(self.model_dir or get_settings().model_dir).resolve())

@@ -105,9 +105,26 @@ async def clean_engine(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     await truncate_all(engine)
 
 
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A registry with small but real models, trained once per test session (~10 s)."""
+    from threadpoolctl import threadpool_limits
+
+    from models.registry import ModelRegistry
+    from training.pipeline import TrainConfig, run
+
+    root = tmp_path_factory.mktemp("artifacts")
+    with threadpool_limits(1):
+        run(
+            TrainConfig(users=200, weeks=40, seed=3, quick=True, score_policies=False),
+            ModelRegistry(root),
+        )
+    return str(root)
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return test_settings(database_url)
+def settings(database_url: str, trained_models: str) -> Settings:
+    return test_settings(database_url, model_dir=trained_models)
 
 
 @pytest.fixture

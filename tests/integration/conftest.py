@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def serve_url(tmp_path_factory: pytest.TempPathFactory, trained_models: str) -> Iterator[str]:
     """Start Ray (2 CPUs), run the app from deployments.app on a free port, yield its URL."""
     import ray
     from ray import serve
@@ -37,6 +37,7 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "FINCOACH_JWT_SECRET": "integration-secret-" + "z" * 32,
         "FINCOACH_PASSWORD_HASH_TIME_COST": "1",
         "FINCOACH_PASSWORD_HASH_MEMORY_KIB": "1024",
+        "FINCOACH_MODEL_DIR": trained_models,
     }
     ray.init(
         num_cpus=2,
@@ -48,7 +49,7 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app({}), name="fincoach", route_prefix="/")
+        serve.run(build_app({"model_dir": trained_models}), name="fincoach", route_prefix="/")
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

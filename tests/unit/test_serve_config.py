@@ -20,9 +20,20 @@ def test_serve_config_validates_and_sizes_each_deployment() -> None:
     (app,) = schema.applications
     assert app.import_path == "deployments.app:build_app"
     assert app.deployments, "every deployment is sized explicitly"
-    for deployment in raw["applications"][0]["deployments"]:
-        assert "max_ongoing_requests" in deployment, deployment["name"]
-        assert 0 < deployment["ray_actor_options"]["num_cpus"] < 1, deployment["name"]
+    deployments = {d["name"]: d for d in raw["applications"][0]["deployments"]}
+    assert set(deployments) == {
+        "CoachIngress",
+        "SegmentationDeployment",
+        "ForecastingDeployment",
+        "RecommenderDeployment",
+    }
+    for name, deployment in deployments.items():
+        assert "max_ongoing_requests" in deployment, name
+        assert 0 < deployment["ray_actor_options"]["num_cpus"] < 1, name
+        if name != "CoachIngress":
+            scaling = deployment["autoscaling_config"]
+            assert scaling["min_replicas"] == 1 and scaling["max_replicas"] >= 2, name
+            assert "versions" in deployment["user_config"], name
 
 
 def test_build_app_refuses_unknown_args() -> None:

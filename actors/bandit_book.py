@@ -1,0 +1,98 @@
+"""The bandit's statistics as a view of the database: rebuilt from recommendation_history and
+recommendation_feedback on start, then kept current by feedback updates, each applied once.
+
+Exactly once relative to the database: the rebuild records the highest feedback id it read, and
+an update for a feedback id at or below it, or seen before, is ignored. So a restart between a
+feedback's commit and its update neither loses nor double-counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from db.engine import make_engine
+from db.tables import RecommendationFeedback, RecommendationHistory
+from features.vocab import STRATEGIES
+from models.bandit import BanditStats
+
+UNKNOWN_SEGMENT = "unknown"
+
+
+def segment_key(segment_id: int | None) -> str:
+    return UNKNOWN_SEGMENT if segment_id is None else str(segment_id)
+
+
+class BanditBook:
+    def __init__(self, database_url: str, algorithm: str = "thompson", seed: int = 0) -> None:
+        self._database_url = database_url
+        self._algorithm = algorithm
+        self._rng = np.random.default_rng(seed)
+        self._lock = asyncio.Lock()
+        self._stats = BanditStats(list(STRATEGIES), algorithm=algorithm)
+        self._upto = 0
+        self._seen: set[int] = set()
+        self.rebuilt_from = 0
+
+    async def rebuild(self) -> None:
+        """Recompute every count from the database (the source of truth)."""
+        engine = make_engine(self._database_url)
+        try:
+            async with engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(
+                            RecommendationHistory.strategy,
+                            RecommendationHistory.segment_id,
+                            func.count(),
+                            func.sum(RecommendationFeedback.reward),
+                            func.max(RecommendationFeedback.id),
+                        )
+                        .join(
+                            RecommendationHistory,
+                            RecommendationHistory.id == RecommendationFeedback.recommendation_id,
+                        )
+                        .group_by(RecommendationHistory.strategy, RecommendationHistory.segment_id)
+                    )
+                ).all()
+        finally:
+            await engine.dispose()
+        contexts: dict[str, dict[str, dict[str, float]]] = {}
+        upto = 0
+        for strategy, segment_id, pulls, reward_sum, max_id in rows:
+            if strategy not in STRATEGIES:
+                continue
+            arms = contexts.setdefault(segment_key(segment_id), {})
+            arms[strategy] = {"pulls": int(pulls), "reward_sum": float(reward_sum or 0.0)}
+            upto = max(upto, int(max_id or 0))
+        state = self._stats.to_dict()
+        state["contexts"] = contexts
+        async with self._lock:
+            self._stats = BanditStats.from_dict(state)
+            self._upto = upto
+            self._seen.clear()
+            self.rebuilt_from = sum(int(a["pulls"]) for c in contexts.values() for a in c.values())
+
+    async def select(self, segment: str) -> str:
+        async with self._lock:
+            return self._stats.choose(segment, self._rng)
+
+    async def update(self, feedback_id: int, strategy: str, segment: str, reward: float) -> bool:
+        """Apply one committed feedback; False if it was already counted."""
+        async with self._lock:
+            if feedback_id <= self._upto or feedback_id in self._seen:
+                return False
+            self._stats.update(strategy, segment, reward)
+            self._seen.add(feedback_id)
+            return True
+
+    async def stats(self) -> dict[str, Any]:
+        async with self._lock:
+            return {
+                "algorithm": self._algorithm,
+                "contexts": self._stats.stats(),
+                "rebuilt_from_feedback": self.rebuilt_from,
+            }

@@ -1,0 +1,47 @@
+"""The bandit statistics actor: one named, detached Ray actor around ``BanditBook``.
+
+Ray reruns ``__init__`` when it restarts the actor (``max_restarts=-1``), and ``__init__``
+rebuilds the statistics from the database, so killing it loses nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from actors.bandit_book import BanditBook
+
+ACTOR_NAME = "bandit-stats"
+NAMESPACE = "fincoach"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=64)
+class BanditStatsActor:
+    async def __init__(self, algorithm: str = "thompson", seed: int = 0) -> None:
+        from config import get_settings
+
+        self._book = BanditBook(get_settings().database_url, algorithm, seed)
+        await self._book.rebuild()
+
+    async def select(self, segment: str) -> str:
+        return await self._book.select(segment)
+
+    async def update(self, feedback_id: int, strategy: str, segment: str, reward: float) -> bool:
+        return await self._book.update(feedback_id, strategy, segment, reward)
+
+    async def stats(self) -> dict[str, Any]:
+        return await self._book.stats()
+
+    async def rebuild(self) -> None:
+        await self._book.rebuild()
+
+
+def get_or_create(algorithm: str = "thompson", namespace: str = NAMESPACE) -> Any:
+    """The one bandit actor of the cluster (created on first use, found afterwards)."""
+    return BanditStatsActor.options(  # type: ignore[attr-defined]
+        name=ACTOR_NAME,
+        namespace=namespace,
+        get_if_exists=True,
+        lifetime="detached",
+    ).remote(algorithm)

@@ -1,0 +1,182 @@
+"""How the API reaches the models: in-process services, or Ray Serve handles and the bandit actor.
+
+Routes only see ``ModelClients``. A failed or slow call raises ``ModelCallFailed`` and the route
+answers with its documented fallback; the bandit being unreachable returns None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+logger = logging.getLogger("fincoach.api")
+T = TypeVar("T")
+
+
+class ModelCallFailed(Exception):
+    """A model deployment failed, timed out or has no model loaded."""
+
+
+class ModelClients(Protocol):
+    async def assign_segment(self, features: np.ndarray) -> dict[str, Any]: ...
+    async def segment_characteristics(self) -> list[dict[str, Any]]: ...
+    async def forecast(
+        self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
+    ) -> tuple[np.ndarray, str]: ...
+    async def goal(
+        self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
+    ) -> dict[str, Any]: ...
+    async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]: ...
+    async def model_versions(self) -> dict[str, Any]: ...
+    async def bandit_select(self, segment: str) -> str | None: ...
+    async def bandit_update(
+        self, feedback_id: int, strategy: str, segment: str, reward: float
+    ) -> bool: ...
+    async def bandit_stats(self) -> dict[str, Any] | None: ...
+
+
+class LocalModelClients:
+    """The models in this process (tests, and the in-process peer of the benchmark)."""
+
+    def __init__(self, model_dir: str, bandit: Any | None = None) -> None:
+        from models.registry import ModelRegistry
+        from models.serving import ForecastingService, RecommenderService, SegmentationService
+
+        registry = ModelRegistry(model_dir)
+        self.segmentation = SegmentationService(registry)
+        self.forecasting = ForecastingService(registry)
+        self.recommender = RecommenderService(registry)
+        for service in (self.segmentation, self.forecasting, self.recommender):
+            service.apply()
+        self.bandit = bandit  # a BanditBook, or None for "unreachable"
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except Exception as exc:  # noqa: BLE001 - every model failure degrades the same way
+            raise ModelCallFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    async def assign_segment(self, features: np.ndarray) -> dict[str, Any]:
+        return (await self._call(self.segmentation.assign, features))[0]  # type: ignore[no-any-return]
+
+    async def segment_characteristics(self) -> list[dict[str, Any]]:
+        return await self._call(self.segmentation.characteristics)  # type: ignore[no-any-return]
+
+    async def forecast(
+        self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
+    ) -> tuple[np.ndarray, str]:
+        return await self._call(  # type: ignore[no-any-return]
+            self.forecasting.forecast, history, segment, horizon, week_of_year
+        )
+
+    async def goal(
+        self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        return await self._call(self.forecasting.goal, features, saving_inputs)  # type: ignore[no-any-return]
+
+    async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
+        return await self._call(self.recommender.q_values, state, variant)  # type: ignore[no-any-return]
+
+    async def model_versions(self) -> dict[str, Any]:
+        return {
+            "SegmentationDeployment": self.segmentation.versions(),
+            "ForecastingDeployment": self.forecasting.versions(),
+            "RecommenderDeployment": self.recommender.versions(),
+        }
+
+    async def bandit_select(self, segment: str) -> str | None:
+        return None if self.bandit is None else await self.bandit.select(segment)
+
+    async def bandit_update(
+        self, feedback_id: int, strategy: str, segment: str, reward: float
+    ) -> bool:
+        if self.bandit is None:
+            return False
+        return await self.bandit.update(feedback_id, strategy, segment, reward)  # type: ignore[no-any-return]
+
+    async def bandit_stats(self) -> dict[str, Any] | None:
+        return None if self.bandit is None else await self.bandit.stats()
+
+
+class ServeModelClients:
+    """Deployment handles and the bandit actor, each call bounded by a timeout."""
+
+    def __init__(
+        self,
+        segmentation: Any,
+        forecasting: Any,
+        recommender: Any,
+        bandit: Any,
+        *,
+        timeout_s: float = 2.0,
+    ) -> None:
+        self._seg, self._fc, self._rec, self._bandit = (
+            segmentation,
+            forecasting,
+            recommender,
+            bandit,
+        )
+        self._timeout = timeout_s
+
+    async def _await(self, response: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(response, self._timeout)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - timeouts, dead replicas, model errors
+            raise ModelCallFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    async def assign_segment(self, features: np.ndarray) -> dict[str, Any]:
+        return (await self._await(self._seg.assign.remote(features)))[0]  # type: ignore[no-any-return]
+
+    async def segment_characteristics(self) -> list[dict[str, Any]]:
+        return await self._await(self._seg.characteristics.remote())  # type: ignore[no-any-return]
+
+    async def forecast(
+        self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
+    ) -> tuple[np.ndarray, str]:
+        return await self._await(  # type: ignore[no-any-return]
+            self._fc.forecast.remote(history, segment, horizon, week_of_year)
+        )
+
+    async def goal(
+        self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        return await self._await(self._fc.goal.remote(features, saving_inputs))  # type: ignore[no-any-return]
+
+    async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
+        return await self._await(self._rec.q_values.remote(state, variant))  # type: ignore[no-any-return]
+
+    async def model_versions(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, handle in (
+            ("SegmentationDeployment", self._seg),
+            ("ForecastingDeployment", self._fc),
+            ("RecommenderDeployment", self._rec),
+        ):
+            try:
+                out[name] = await self._await(handle.versions.remote())
+            except ModelCallFailed as exc:
+                out[name] = {"error": str(exc)}
+        return out
+
+    async def _actor(self, call: Any) -> Any:
+        try:
+            return await asyncio.wait_for(call, self._timeout)
+        except Exception as exc:  # noqa: BLE001 - RayActorError, timeouts: the bandit is optional
+            logger.warning("bandit actor unreachable: %s", exc)
+            return None
+
+    async def bandit_select(self, segment: str) -> str | None:
+        return await self._actor(self._bandit.select.remote(segment))  # type: ignore[no-any-return]
+
+    async def bandit_update(
+        self, feedback_id: int, strategy: str, segment: str, reward: float
+    ) -> bool:
+        ok = await self._actor(self._bandit.update.remote(feedback_id, strategy, segment, reward))
+        return bool(ok)
+
+    async def bandit_stats(self) -> dict[str, Any] | None:
+        return await self._actor(self._bandit.stats.remote())  # type: ignore[no-any-return]

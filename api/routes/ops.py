@@ -1,0 +1,59 @@
+"""Operations: which model versions serve, and a deep health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+import errors
+from api.problems import RETRY_AFTER_SECONDS, problem_response
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/models")
+async def read_models(request: Request) -> dict[str, Any]:
+    """The version each model deployment serves and the result of its last swap."""
+    return {"deployments": await request.app.state.models.model_versions()}
+
+
+@router.get("/health", responses={503: {"description": "The database is down"}})
+async def read_health(request: Request) -> Any:
+    """Database, each model deployment and the bandit actor. 200 while the database answers
+    (``status`` says "degraded" if a model or the actor does not: answers then use fallbacks),
+    503 with Retry-After when it does not."""
+    try:
+        async with request.app.state.sessions() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any DB failure means "not ready"
+        return problem_response(
+            request,
+            status=503,
+            title="Service unavailable",
+            code=errors.SERVICE_UNAVAILABLE,
+            detail=f"database: {type(exc).__name__}",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    models = request.app.state.models
+    deployments = await models.model_versions()
+    model_status = {
+        name: "ok"
+        if isinstance(info, dict)
+        and "error" not in info
+        and all(slot.get("version") for slot in info.values())
+        else "unavailable"
+        for name, info in deployments.items()
+    }
+    bandit = "ok" if await models.bandit_stats() is not None else "unavailable"
+    healthy = all(v == "ok" for v in model_status.values()) and bandit == "ok"
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "database": "ok",
+        "models": model_status,
+        "bandit": bandit,
+        "version": request.app.version,
+    }
+    return JSONResponse(body)

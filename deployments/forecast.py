@@ -1,0 +1,28 @@
+"""The forecasting deployment: weekly spending per category and goal-achievement probability."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from deployments.base import ModelDeployment
+from models.serving import ForecastingService
+
+
+@serve.deployment(health_check_period_s=10, ray_actor_options={"num_cpus": 0.25})
+class ForecastingDeployment(ModelDeployment):
+    service_class = ForecastingService
+    _service: ForecastingService
+
+    async def forecast(
+        self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
+    ) -> tuple[np.ndarray, str]:
+        return await self._run(self._service.forecast, history, segment, horizon, week_of_year)
+
+    async def goal(
+        self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        return await self._run(self._service.goal, features, saving_inputs)

@@ -1,0 +1,18 @@
+"""The CQL recommender deployment (legacy 17-dim and enhanced state variants)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ray import serve
+
+from deployments.base import ModelDeployment
+from models.serving import RecommenderService
+
+
+@serve.deployment(health_check_period_s=10, ray_actor_options={"num_cpus": 0.25})
+class RecommenderDeployment(ModelDeployment):
+    service_class = RecommenderService
+    _service: RecommenderService
+
+    async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
+        return await self._run(self._service.q_values, state, variant)

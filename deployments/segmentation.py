@@ -1,0 +1,26 @@
+"""The segmentation model deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from deployments.base import ModelDeployment
+from models.serving import SegmentationService
+
+
+@serve.deployment(health_check_period_s=10, ray_actor_options={"num_cpus": 0.25})
+class SegmentationDeployment(ModelDeployment):
+    service_class = SegmentationService
+    _service: SegmentationService
+
+    async def assign(self, features: np.ndarray) -> list[dict[str, Any]]:
+        return await self._run(self._service.assign, features)
+
+    async def characteristics(self) -> list[dict[str, Any]]:
+        return self._service.characteristics()
+
+    async def standardize(self, features: np.ndarray) -> np.ndarray:
+        return await self._run(self._service.standardize, features)

@@ -1,0 +1,235 @@
+"""Model services: what a model deployment (or the in-process peer) runs around its models.
+
+A service holds each of its models in a slot. A slot swaps to a new registry version only after
+the version loaded (checksum and library versions, by the registry), matched the expected
+feature schema, and answered a smoke prediction; otherwise the old version keeps serving and the
+failure is reported. No Ray, database or web imports: the same code runs in a Serve replica and
+in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from features.forecast import FEATURE_NAMES as FORECAST_FEATURE_NAMES
+from features.goals import GOAL_FEATURE_NAMES
+from features.state import BEHAVIOR_FEATURE_NAMES, ENHANCED_FEATURE_NAMES, LEGACY_FEATURE_NAMES
+from features.vocab import ACTIONS, SEGMENT_NAMES, SPENDING_CATEGORIES
+from models.registry import Manifest, ModelRegistry
+
+Validator = Callable[[Any, Manifest], None]
+
+
+class ModelNotLoaded(RuntimeError):
+    """A slot has no usable model (nothing trained yet, or every version failed validation)."""
+
+
+@dataclass(frozen=True)
+class SwapReport:
+    name: str
+    requested: str | None
+    active: str | None
+    ok: bool
+    error: str | None
+    at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _schema(manifest: Manifest, expected: tuple[str, ...]) -> None:
+    if tuple(manifest.feature_names) != tuple(expected):
+        raise ValueError(
+            f"{manifest.name} {manifest.version} expects features "
+            f"{list(manifest.feature_names)[:3]}... ({manifest.n_features}); this code builds "
+            f"{list(expected)[:3]}... ({len(expected)})"
+        )
+
+
+class ModelSlot:
+    """One model, its manifest, and the result of the last swap."""
+
+    def __init__(self, registry: ModelRegistry, name: str, validate: Validator) -> None:
+        self._registry = registry
+        self.name = name
+        self._validate = validate
+        self._current: tuple[Any, Manifest] | None = None
+        self.last_swap: SwapReport | None = None
+
+    @property
+    def version(self) -> str | None:
+        return self._current[1].version if self._current else None
+
+    @property
+    def model(self) -> Any:
+        if self._current is None:
+            raise ModelNotLoaded(f"no {self.name} model is loaded")
+        return self._current[0]
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self._current[1] if self._current else None
+
+    def swap(self, version: str | None) -> SwapReport:
+        """Load ``version`` (None: the newest), validate, and only then make it current."""
+        now = datetime.now(UTC).isoformat()
+        try:
+            model, manifest = self._registry.load(self.name, version)
+            self._validate(model, manifest)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving
+            report = SwapReport(self.name, version, self.version, False, f"{exc}", now)
+        else:
+            self._current = (model, manifest)  # one assignment: readers see old or new, whole
+            report = SwapReport(self.name, version, manifest.version, True, None, now)
+        self.last_swap = report
+        return report
+
+
+class ModelService:
+    """Slots by name, swapped together from a ``{"versions": {name: version}}`` user_config."""
+
+    validators: Mapping[str, Validator] = {}
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.slots = {name: ModelSlot(registry, name, v) for name, v in self.validators.items()}
+
+    def apply(self, versions: Mapping[str, str | None] | None = None) -> list[SwapReport]:
+        """Swap every slot to its requested version (unlisted: newest, if none is loaded yet)."""
+        versions = dict(versions or {})
+        unknown = set(versions) - set(self.slots)
+        if unknown:
+            raise ValueError(
+                f"unknown model(s) {sorted(unknown)}; this service has {list(self.slots)}"
+            )
+        reports = []
+        for name, slot in self.slots.items():
+            wanted = versions.get(name)
+            if name in versions or slot.version is None:
+                if wanted is not None and wanted == slot.version:
+                    continue
+                reports.append(slot.swap(wanted))
+        return reports
+
+    def versions(self) -> dict[str, Any]:
+        return {
+            name: {
+                "version": slot.version,
+                "last_swap": slot.last_swap.to_dict() if slot.last_swap else None,
+            }
+            for name, slot in self.slots.items()
+        }
+
+    def check(self) -> None:
+        """Raise if a slot cannot serve (the replica's health check)."""
+        for slot in self.slots.values():
+            slot.model  # noqa: B018 - raises ModelNotLoaded
+
+
+# --- Segmentation -----------------------------------------------------------------------------
+def _validate_segmenter(model: Any, manifest: Manifest) -> None:
+    _schema(manifest, BEHAVIOR_FEATURE_NAMES)
+    proba = model.predict_proba(np.zeros((1, len(BEHAVIOR_FEATURE_NAMES))))
+    if proba.shape != (1, len(SEGMENT_NAMES)) or not np.isfinite(proba).all():
+        raise ValueError("smoke prediction of the segmenter failed")
+
+
+class SegmentationService(ModelService):
+    validators = {"segmentation": _validate_segmenter}
+
+    def assign(self, features: np.ndarray) -> list[dict[str, Any]]:
+        """Segment id, name, confidence and posterior for each row of behavioral features."""
+        slot = self.slots["segmentation"]
+        model, version = slot.model, slot.version
+        proba = model.predict_proba(np.atleast_2d(features))
+        out = []
+        for row in proba:
+            segment = int(row.argmax())
+            out.append(
+                {
+                    "segment_id": segment,
+                    "segment_name": SEGMENT_NAMES[segment],
+                    "confidence": float(row[segment]),
+                    "probabilities": [float(p) for p in row],
+                    "model_version": version,
+                }
+            )
+        return out
+
+    def characteristics(self) -> list[dict[str, Any]]:
+        return self.slots["segmentation"].model.characteristics()  # type: ignore[no-any-return]
+
+    def standardize(self, features: np.ndarray) -> np.ndarray:
+        return self.slots["segmentation"].model.standardize(np.atleast_2d(features))  # type: ignore[no-any-return]
+
+
+# --- Forecasting (spending and goals) ---------------------------------------------------------
+def _validate_forecaster(model: Any, manifest: Manifest) -> None:
+    _schema(manifest, FORECAST_FEATURE_NAMES)
+    out = model.predict(np.zeros((0, len(SPENDING_CATEGORIES))), None, 1, 1)
+    if out.shape != (1, len(SPENDING_CATEGORIES), 3) or not np.isfinite(out).all():
+        raise ValueError("smoke prediction of the forecaster failed")
+
+
+def _validate_goal(model: Any, manifest: Manifest) -> None:
+    _schema(manifest, GOAL_FEATURE_NAMES)
+    p = model.predict_proba(np.zeros((1, len(GOAL_FEATURE_NAMES))))
+    if p.shape != (1,) or not (0.0 <= float(p[0]) <= 1.0):
+        raise ValueError("smoke prediction of the goal model failed")
+
+
+class ForecastingService(ModelService):
+    validators = {"forecast": _validate_forecaster, "goal_probability": _validate_goal}
+
+    def forecast(
+        self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
+    ) -> tuple[np.ndarray, str]:
+        """(horizon, n_spending_categories, 3) p10/p50/p90 for one user, and the version."""
+        slot = self.slots["forecast"]
+        model, version = slot.model, slot.version
+        return model.predict(history, segment, horizon, week_of_year), str(version)
+
+    def goal(self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Probability, risk factors and (given the raw inputs) the saving needed for 75%."""
+        slot = self.slots["goal_probability"]
+        model, version = slot.model, slot.version
+        x = np.atleast_2d(features)
+        out: dict[str, Any] = {
+            "model_version": version,
+            "probability": float(model.predict_proba(x)[0]),
+            "risk_factors": model.risk_factors(x[0]),
+        }
+        if saving_inputs is not None:
+            out["weekly_saving_for_75"] = model.weekly_saving_for(
+                **saving_inputs, target_probability=0.75
+            )
+        return out
+
+
+# --- Recommender ------------------------------------------------------------------------------
+def _validate_cql(expected: tuple[str, ...]) -> Validator:
+    def check(model: Any, manifest: Manifest) -> None:
+        _schema(manifest, expected)
+        q = model.q_values(np.zeros((1, len(expected))))
+        if q.shape != (1, len(ACTIONS)) or not np.isfinite(q).all():
+            raise ValueError(f"smoke prediction of {manifest.name} failed")
+
+    return check
+
+
+class RecommenderService(ModelService):
+    validators = {
+        "cql_legacy": _validate_cql(LEGACY_FEATURE_NAMES),
+        "cql_enhanced": _validate_cql(ENHANCED_FEATURE_NAMES),
+    }
+
+    def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
+        """Q-values over ACTIONS for one state (legacy: 17 dims, enhanced: 54), and the version
+        that computed them."""
+        slot = self.slots["cql_enhanced" if variant == "enhanced" else "cql_legacy"]
+        model, version = slot.model, slot.version
+        return model.q_values(np.atleast_2d(state))[0], str(version)
