@@ -265,6 +265,89 @@ def evaluate_cmd(
         typer.echo(f"written to {markdown_file}")
 
 
+models_app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+ConfigFile = Annotated[Path, typer.Option("--config", help="Serve config file")]
+ApplyOption = Annotated[
+    bool,
+    typer.Option(help="Apply the config to the running app (`serve deploy`) after editing it"),
+]
+
+
+def _apply(config: Path, address: str) -> None:
+    serve_bin = shutil.which("serve", path=str(Path(sys.executable).parent)) or "serve"
+    import subprocess
+
+    result = subprocess.run(
+        [serve_bin, "deploy", str(config), "--address", address], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        _fail(f"serve deploy failed: {result.stderr.strip()[-500:]}")
+    typer.echo(f"applied {config} to the running application")
+
+
+@models_app.command("list")
+def models_list(
+    model_dir: ModelDir = None, config: ConfigFile = ROOT / "serve_config.yaml"
+) -> None:
+    """Every model's versions, newest first, and which one the config selects."""
+    from models.registry import ModelRegistry
+    from training.promotion import pinned_versions
+
+    registry = ModelRegistry(_model_dir(model_dir))
+    pinned = pinned_versions(config)
+    for name, pin in pinned.items():
+        versions = registry.list_versions(name) if registry.latest_version(name) else []
+        selected = pin or (versions[0].version if versions else None)
+        typer.echo(
+            f"{name}: serving {selected or 'nothing (not trained)'}{'' if pin else ' (newest)'}"
+        )
+        for m in versions:
+            mark = "*" if m.version == selected else " "
+            typer.echo(f"  {mark} {m.version}  {m.created_at}")
+
+
+@models_app.command("promote")
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. cql_enhanced")],
+    version: Annotated[str, typer.Argument(help="Registry version, e.g. v3")],
+    model_dir: ModelDir = None,
+    config: ConfigFile = ROOT / "serve_config.yaml",
+    apply: ApplyOption = True,
+    address: Annotated[str, typer.Option(help="Ray dashboard address")] = "http://127.0.0.1:8265",
+) -> None:
+    """Pin NAME to VERSION in serve_config.yaml and apply it (a live swap, no restart)."""
+    from models.registry import ArtifactError, ModelRegistry
+    from training.promotion import PromotionError, promote
+
+    try:
+        change = promote(config, ModelRegistry(_model_dir(model_dir)), name, version)
+    except (PromotionError, ArtifactError) as exc:
+        _fail(str(exc))
+    typer.echo(f"{name}: {change.previous or 'newest'} -> {change.current}")
+    if apply:
+        _apply(config, address)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. cql_enhanced")],
+    config: ConfigFile = ROOT / "serve_config.yaml",
+    apply: ApplyOption = True,
+    address: Annotated[str, typer.Option(help="Ray dashboard address")] = "http://127.0.0.1:8265",
+) -> None:
+    """Return NAME to the version it had before its last promotion, and apply it."""
+    from training.promotion import PromotionError, rollback
+
+    try:
+        change = rollback(config, name)
+    except PromotionError as exc:
+        _fail(str(exc))
+    typer.echo(f"{name}: {change.previous or 'newest'} -> {change.current or 'newest'}")
+    if apply:
+        _apply(config, address)
+
+
 def _absolute_sqlite(url: str) -> str:
     # Replicas run in other processes whose working directory may differ: pin relative paths.
     prefix = "sqlite+aiosqlite:///"

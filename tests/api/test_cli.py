@@ -25,6 +25,10 @@ COMMANDS = [
     ["db", "check"],
     ["demo-data"],
     ["serve"],
+    ["models"],
+    ["models", "list"],
+    ["models", "promote"],
+    ["models", "rollback"],
 ]
 
 

@@ -21,16 +21,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def serve_url(tmp_path_factory: pytest.TempPathFactory, trained_models: str) -> Iterator[str]:
+def serve_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    db_path: Path = tmp_path_factory.mktemp("serve") / "serve.db"
+    url = f"sqlite+aiosqlite:///{db_path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def serve_url(serve_db_url: str, trained_models: str) -> Iterator[str]:
     """Start Ray (2 CPUs), run the app from deployments.app on a free port, yield its URL."""
     import ray
     from ray import serve
 
     from deployments.app import build_app
 
-    db_path: Path = tmp_path_factory.mktemp("serve") / "serve.db"
-    url = f"sqlite+aiosqlite:///{db_path}"
-    upgrade(url)
+    url = serve_db_url
     env = {
         "FINCOACH_DATABASE_URL": url,
         "FINCOACH_ENV": "test",

@@ -1,0 +1,205 @@
+"""The composed Serve application over HTTP: recommendation -> feedback -> bandit, the bandit
+actor killed and rebuilt from the database, a model replica killed under load, a live swap."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import ray
+
+from api.security import hash_password
+from config import Settings
+from db.engine import make_engine
+from training.demo_data import DEMO_PASSWORD, demo_email, load_population
+from training.simulator import SimConfig, simulate
+
+pytestmark = pytest.mark.integration
+N_USERS = 8
+
+
+@pytest.fixture(scope="module")
+async def demo_headers(serve_url: str, serve_db_url: str) -> list[dict[str, str]]:
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=today.weekday()) - timedelta(weeks=16)
+    population = simulate(SimConfig(n_users=N_USERS, n_weeks=16, seed=21, start=start))
+    engine = make_engine(serve_db_url)
+    cheap = Settings(password_hash_time_cost=1, password_hash_memory_kib=1024)
+    try:
+        await load_population(
+            engine, population, hashed_password=hash_password(DEMO_PASSWORD, cheap)
+        )
+    finally:
+        await engine.dispose()
+    headers = []
+    async with httpx.AsyncClient(base_url=serve_url, timeout=30) as client:
+        for i in range(N_USERS):
+            r = await client.post(
+                "/auth/token", data={"username": demo_email(i), "password": DEMO_PASSWORD}
+            )
+            assert r.status_code == 200, r.text
+            headers.append({"Authorization": f"Bearer {r.json()['access_token']}"})
+    return headers
+
+
+def _pulls(stats: dict) -> int:
+    return sum(a["pulls"] for seg in stats["segments"].values() for a in seg.values())
+
+
+async def _recommend_and_rate(http, headers, helpful: bool) -> dict:
+    rec = await http.get("/coaching/enhanced-recommendation", headers=headers)
+    assert rec.status_code == 200, rec.text
+    fb = await http.post(
+        "/coaching/feedback",
+        headers=headers,
+        json={"recommendation_id": rec.json()["id"], "helpful": helpful},
+    )
+    assert fb.status_code == 200, fb.text
+    return {"rec": rec.json(), "feedback": fb.json()}
+
+
+async def test_recommendation_feedback_updates_the_bandit(http, demo_headers) -> None:
+    h = demo_headers[0]
+    before = (await http.get("/coaching/strategies", headers=h)).json()
+    assert before["available"] is True
+    result = await _recommend_and_rate(http, h, helpful=True)
+    assert result["rec"]["fallback"] is False and result["rec"]["strategy_source"] == "bandit"
+    assert result["feedback"]["bandit_updated"] is True
+    after = (await http.get("/coaching/strategies", headers=h)).json()
+    assert _pulls(after) == _pulls(before) + 1
+    for path in (
+        "/coaching/user-segment",
+        "/coaching/spending-prediction",
+        "/coaching/recommendation",
+        "/financial/spending-patterns",
+    ):
+        r = await http.get(path, headers=h)
+        assert r.status_code == 200, (path, r.text)
+    health = (await http.get("/health")).json()
+    assert health["status"] == "ok", health
+
+
+async def test_killed_bandit_actor_rebuilds_the_same_statistics(http, demo_headers) -> None:
+    for i, h in enumerate(demo_headers[:4]):
+        await _recommend_and_rate(http, h, helpful=i % 2 == 0)
+    before = (await http.get("/coaching/strategies", headers=demo_headers[0])).json()
+    actor = ray.get_actor("bandit-stats", namespace="fincoach")
+    ray.kill(actor, no_restart=False)  # Ray restarts it; __init__ rebuilds from the database
+    deadline = time.monotonic() + 60
+    after = None
+    while time.monotonic() < deadline:
+        after = (await http.get("/coaching/strategies", headers=demo_headers[0])).json()
+        if after["available"]:
+            break
+        await asyncio.sleep(0.5)
+    assert after is not None and after["available"], "bandit actor did not come back"
+    assert after["segments"] == before["segments"]
+    # And it keeps learning after the restart.
+    await _recommend_and_rate(http, demo_headers[1], helpful=True)
+    again = (await http.get("/coaching/strategies", headers=demo_headers[0])).json()
+    assert _pulls(again) == _pulls(before) + 1
+
+
+async def test_requests_are_answered_while_a_model_replica_dies(http, demo_headers) -> None:
+    replicas = [
+        a
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if "RecommenderDeployment" in a["name"]
+    ]
+    assert replicas, "no recommender replica found"
+    statuses: list[int] = []
+    fallbacks = 0
+
+    async def load(seconds: float) -> None:
+        nonlocal fallbacks
+        end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < end:
+            r = await http.get("/coaching/recommendation", headers=demo_headers[i % N_USERS])
+            statuses.append(r.status_code)
+            fallbacks += bool(r.status_code == 200 and r.json()["fallback"])
+            i += 1
+
+    task = asyncio.create_task(load(12.0))
+    await asyncio.sleep(1.0)
+    victim = ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"])
+    ray.kill(victim, no_restart=True)
+    await task
+    assert statuses and set(statuses) == {200}, statuses
+    # Serve replaced the replica: the model answers again without fallback.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = await http.get("/coaching/recommendation", headers=demo_headers[0])
+        if r.status_code == 200 and not r.json()["fallback"]:
+            break
+        await asyncio.sleep(1.0)
+    else:
+        pytest.fail("the recommender did not recover")
+
+
+def _app(model_dir: str, recommender_versions: dict[str, str]):
+    from deployments.forecast import ForecastingDeployment
+    from deployments.ingress import CoachIngress
+    from deployments.policy import RecommenderDeployment
+    from deployments.segmentation import SegmentationDeployment
+
+    return CoachIngress.bind(
+        SegmentationDeployment.bind(model_dir),
+        ForecastingDeployment.bind(model_dir),
+        RecommenderDeployment.options(user_config={"versions": recommender_versions}).bind(
+            model_dir
+        ),
+        {"model_dir": model_dir},
+    )
+
+
+async def test_live_swap_under_load_fails_no_request(http, demo_headers, trained_models) -> None:
+    from ray import serve
+
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(trained_models)
+    model, manifest = registry.load("cql_legacy", "v1")
+    v2 = registry.save(
+        "cql_legacy",
+        model,
+        metrics=dict(manifest.metrics),
+        feature_names=list(manifest.feature_names),
+    ).version
+    statuses: list[int] = []
+    versions: list[str] = []
+
+    async def load(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < end:
+            r = await http.get("/coaching/recommendation", headers=demo_headers[i % N_USERS])
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                versions.append(r.json()["model_version"])
+            i += 1
+
+    task = asyncio.create_task(load(15.0))
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(
+        serve.run, _app(trained_models, {"cql_legacy": v2}), name="fincoach", route_prefix="/"
+    )
+    await task
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))
+    assert versions[0] == "v1" and versions[-1] == v2
+    models = (await http.get("/models")).json()["deployments"]["RecommenderDeployment"]
+    assert models["cql_legacy"]["version"] == v2 and models["cql_legacy"]["last_swap"]["ok"]
+
+    # A version that does not exist is refused: the current one keeps serving, and /models says why.
+    await asyncio.to_thread(
+        serve.run, _app(trained_models, {"cql_legacy": "v99"}), name="fincoach", route_prefix="/"
+    )
+    models = (await http.get("/models")).json()["deployments"]["RecommenderDeployment"]
+    assert models["cql_legacy"]["version"] == v2
+    assert models["cql_legacy"]["last_swap"]["ok"] is False
+    assert "v99" in models["cql_legacy"]["last_swap"]["error"]
+    r = await http.get("/coaching/recommendation", headers=demo_headers[0])
+    assert r.status_code == 200 and r.json()["model_version"] == v2
