@@ -265,6 +265,25 @@ def evaluate_cmd(
         typer.echo(f"written to {markdown_file}")
 
 
+jobs_app = typer.Typer(help="Periodic jobs, run now.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("run")
+def jobs_run(
+    name: Annotated[str, typer.Argument(help="Job to run: segments")],
+    model_dir: ModelDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run a job now (segments: recompute and store every user's segment)."""
+    if name != "segments":
+        raise typer.BadParameter(f"unknown job {name!r}; jobs: segments", param_hint="NAME")
+    from jobs.segments import refresh_segments
+
+    count = asyncio.run(refresh_segments(_database_url(database_url), str(_model_dir(model_dir))))
+    typer.echo(f"segments refreshed for {count} users")
+
+
 models_app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 ConfigFile = Annotated[Path, typer.Option("--config", help="Serve config file")]
@@ -278,8 +297,14 @@ def _apply(config: Path, address: str) -> None:
     serve_bin = shutil.which("serve", path=str(Path(sys.executable).parent)) or "serve"
     import subprocess
 
+    # Ray 2.60 starts local clusters with token authentication; its client only sends the token
+    # (from ~/.ray/auth_token) when told the mode.
+    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
     result = subprocess.run(
-        [serve_bin, "deploy", str(config), "--address", address], capture_output=True, text=True
+        [serve_bin, "deploy", str(config), "--address", address],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if result.returncode != 0:
         _fail(f"serve deploy failed: {result.stderr.strip()[-500:]}")
@@ -392,10 +417,15 @@ def serve_cmd(
             run_pipeline(TrainConfig.quick_config(score_policies=False), registry)
     os.environ["FINCOACH_MODEL_DIR"] = str(registry.root)
     if demo_users and asyncio.run(empty()):
+        from jobs.segments import refresh_segments
+
         typer.echo(f"empty database: loading {demo_users} demo users")
         asyncio.run(
             _load_demo(url, demo_users, 26, 7, _last_monday() - timedelta(weeks=26), False, False)
         )
+        # Segments for the demo users, so peer comparisons work from the first request.
+        count = asyncio.run(refresh_segments(url, str(registry.root)))
+        typer.echo(f"segments assigned to {count} demo users")
     os.environ["FINCOACH_DATABASE_URL"] = url
     serve_bin = shutil.which("serve", path=str(Path(sys.executable).parent)) or shutil.which(
         "serve"

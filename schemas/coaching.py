@@ -116,10 +116,17 @@ class GoalProbabilityResponse(BaseModel):
     fallback: bool
 
 
+class BalanceWeek(BaseModel):
+    week: int
+    spending_p50: float
+    spending_p90: float
+    balance_p50: float
+
+
 class FinancialForecastResponse(BaseModel):
     current_balance: float
     weekly_income: float
-    weeks: list[dict[str, float]]
+    weeks: list[BalanceWeek]
     fallback: bool
 
 

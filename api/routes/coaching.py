@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
@@ -23,6 +23,7 @@ from api.deps import CurrentUser, SessionDep
 from api.texts import action_text
 from db.queries.features import load_snapshot
 from db.queries.goals import get_goal
+from db.queries.segments import upsert_segment
 from db.tables import RecommendationFeedback, RecommendationHistory, UserSegment
 from features.frames import UserSnapshot
 from features.goals import goal_features
@@ -42,6 +43,7 @@ from features.vocab import (
 )
 from models.rules import rule_based_action
 from schemas.coaching import (
+    BalanceWeek,
     CategoryForecast,
     EnhancedRecommendationResponse,
     FeedbackRequest,
@@ -79,36 +81,6 @@ def _softmax(q: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 # --- segments ---------------------------------------------------------------------------------
-async def _store_segment(
-    session: SessionDep, user_id: int, assigned: dict[str, Any], features: np.ndarray
-) -> UserSegment:
-    row = await session.scalar(select(UserSegment).where(UserSegment.user_id == user_id))
-    values = {
-        "segment_id": int(assigned["segment_id"]),
-        "segment_name": assigned["segment_name"],
-        "confidence": float(assigned["confidence"]),
-        "features": dict(zip(BEHAVIOR_FEATURE_NAMES, map(float, features), strict=True)),
-        "model_version": assigned.get("model_version"),
-    }
-    if row is None:
-        row = UserSegment(user_id=user_id, **values)
-        session.add(row)
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except IntegrityError:  # another request stored it first: update that row instead
-            row = await session.scalar(select(UserSegment).where(UserSegment.user_id == user_id))
-            assert row is not None
-            for key, value in values.items():
-                setattr(row, key, value)
-    else:
-        for key, value in values.items():
-            setattr(row, key, value)
-        row.updated_at = datetime.now(UTC)
-    await session.flush()
-    return row
-
-
 async def _segment(
     request: Request,
     session: SessionDep,
@@ -127,7 +99,7 @@ async def _segment(
         assigned = await clients_of(request).assign_segment(features)
     except ModelCallFailed:
         return row, True
-    return await _store_segment(session, user_id, assigned, features), False
+    return await upsert_segment(session, user_id, assigned, features), False
 
 
 def _segment_response(row: UserSegment, fallback: bool = False) -> SegmentResponse:
@@ -687,12 +659,12 @@ async def read_financial_forecast(
         spend = quantiles[w].sum(axis=0)  # p10, p50, p90 totals
         balance += income - savings - float(spend[1])
         weeks.append(
-            {
-                "week": w + 1,
-                "spending_p50": round(float(spend[1]), 2),
-                "spending_p90": round(float(spend[2]), 2),
-                "balance_p50": round(balance, 2),
-            }
+            BalanceWeek(
+                week=w + 1,
+                spending_p50=round(float(spend[1]), 2),
+                spending_p90=round(float(spend[2]), 2),
+                balance_p50=round(balance, 2),
+            )
         )
     return FinancialForecastResponse(
         current_balance=round(float(state[0]), 2),

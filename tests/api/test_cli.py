@@ -25,6 +25,8 @@ COMMANDS = [
     ["db", "check"],
     ["demo-data"],
     ["serve"],
+    ["jobs"],
+    ["jobs", "run"],
     ["models"],
     ["models", "list"],
     ["models", "promote"],
@@ -104,3 +106,25 @@ def test_demo_data_refuses_a_start_that_is_not_a_monday(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     result = run("demo-data", "--users", "2", "--start", "2025-03-04", env_url=url)
     assert result.returncode != 0 and "Monday" in result.stderr
+
+
+async def test_segments_job_assigns_every_user_idempotently(
+    database_url: str, clean_engine: AsyncEngine, trained_models: str
+) -> None:
+    from db.tables import UserSegment
+
+    load = run("demo-data", "--users", "15", "--weeks", "10", "--quiet", env_url=database_url)
+    assert load.returncode == 0, load.stderr
+    args = ("jobs", "run", "segments", "--model-dir", trained_models)
+    first = run(*args, env_url=database_url)
+    assert first.returncode == 0, first.stderr
+    assert "15 users" in first.stdout
+    async with clean_engine.connect() as conn:
+        rows = (await conn.execute(select(UserSegment.user_id, UserSegment.segment_id))).all()
+    assert len(rows) == 15
+    assert run(*args, env_url=database_url).returncode == 0
+    async with clean_engine.connect() as conn:
+        again = (await conn.execute(select(UserSegment.user_id, UserSegment.segment_id))).all()
+    assert sorted(again) == sorted(rows)
+    bad = run("jobs", "run", "nonsense", env_url=database_url)
+    assert bad.returncode != 0 and "segments" in bad.stderr
