@@ -85,16 +85,17 @@ async def _segment(
     request: Request,
     session: SessionDep,
     user_id: int,
-    snapshot: UserSnapshot,
+    snapshot: UserSnapshot | None = None,
     *,
     refresh: bool = False,
 ) -> tuple[UserSegment | None, bool]:
-    """The stored segment (computed and stored first if missing or asked); (None, True) when the
-    segmentation model is unavailable and nothing is stored."""
+    """The stored segment (computed and stored first if missing or asked; the user's rows are
+    read only then, unless the caller has them already); (row or None, True) when the
+    segmentation model is unavailable."""
     row = await session.scalar(select(UserSegment).where(UserSegment.user_id == user_id))
     if row is not None and not refresh:
         return row, False
-    features = behavior_features(snapshot)
+    features = behavior_features(snapshot or await load_snapshot(session, user_id))
     try:
         assigned = await clients_of(request).assign_segment(features)
     except ModelCallFailed:
@@ -124,8 +125,7 @@ async def read_user_segment(
     request: Request, user: CurrentUser, session: SessionDep
 ) -> SegmentResponse:
     """The user's behavioral segment (assigned on first request, refreshed daily by the job)."""
-    snapshot = await load_snapshot(session, user.id)
-    row, fallback = await _segment(request, session, user.id, snapshot)
+    row, fallback = await _segment(request, session, user.id)
     await session.commit()
     if row is None:
         raise _no_segment()
@@ -137,8 +137,7 @@ async def refresh_segment(
     request: Request, user: CurrentUser, session: SessionDep
 ) -> SegmentResponse:
     """Recompute the segment from the latest behavior and store it."""
-    snapshot = await load_snapshot(session, user.id)
-    row, fallback = await _segment(request, session, user.id, snapshot, refresh=True)
+    row, fallback = await _segment(request, session, user.id, refresh=True)
     if fallback:
         raise _no_segment()
     await session.commit()
