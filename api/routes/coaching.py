@@ -120,15 +120,28 @@ def _no_segment() -> Exception:
     return ModelUnavailable("the segmentation model is unavailable and no segment is stored yet")
 
 
+async def _required_segment(
+    request: Request, session: SessionDep, user_id: int, snapshot: UserSnapshot | None = None
+) -> tuple[UserSegment, bool]:
+    """The segment (stored, or assigned and committed now), or 503 when there is none."""
+    row, fallback = await _segment(request, session, user_id, snapshot)
+    await session.commit()
+    if row is None:
+        raise _no_segment()
+    return row, fallback
+
+
+def behavior_dict(snapshot: UserSnapshot) -> dict[str, float]:
+    """The user's behavioral features by name."""
+    return dict(zip(BEHAVIOR_FEATURE_NAMES, map(float, behavior_features(snapshot)), strict=True))
+
+
 @router.get("/user-segment", response_model=SegmentResponse, responses=problem_responses(503))
 async def read_user_segment(
     request: Request, user: CurrentUser, session: SessionDep
 ) -> SegmentResponse:
     """The user's behavioral segment (assigned on first request, refreshed daily by the job)."""
-    row, fallback = await _segment(request, session, user.id)
-    await session.commit()
-    if row is None:
-        raise _no_segment()
+    row, fallback = await _required_segment(request, session, user.id)
     return _segment_response(row, fallback)
 
 
@@ -153,16 +166,13 @@ async def read_segment_insights(
 ) -> SegmentInsightsResponse:
     """The segment's profile and where the user differs most from its centroid."""
     snapshot = await load_snapshot(session, user.id)
-    row, fallback = await _segment(request, session, user.id, snapshot)
-    await session.commit()
-    if row is None:
-        raise _no_segment()
+    row, fallback = await _required_segment(request, session, user.id, snapshot)
     try:
         profiles = await clients_of(request).segment_characteristics()
     except ModelCallFailed as exc:
         raise _no_segment() from exc
     profile = profiles[row.segment_id]
-    you = dict(zip(BEHAVIOR_FEATURE_NAMES, map(float, behavior_features(snapshot)), strict=True))
+    you = behavior_dict(snapshot)
     centroid = profile["centroid"]
     differences = sorted(
         (
@@ -218,14 +228,11 @@ async def read_segment_comparison(
     from errors import Conflict
 
     snapshot = await load_snapshot(session, user.id)
-    row, fallback = await _segment(request, session, user.id, snapshot)
-    await session.commit()
-    if row is None:
-        raise _no_segment()
+    row, fallback = await _required_segment(request, session, user.id, snapshot)
     peers = await segment_peers_average(session, row.segment_id, user.id)
     if peers is None:
         raise Conflict(f"fewer than {MIN_PEERS} other users in this segment: no comparison yet")
-    you = dict(zip(BEHAVIOR_FEATURE_NAMES, map(float, behavior_features(snapshot)), strict=True))
+    you = behavior_dict(snapshot)
     return SegmentComparisonResponse(
         segment=_segment_response(row, fallback),
         peers=peers[0],

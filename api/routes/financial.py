@@ -9,15 +9,13 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep
-from api.routes.coaching import MIN_PEERS, _segment, segment_peers_average
+from api.routes.coaching import MIN_PEERS, _segment, behavior_dict, segment_peers_average
 from db.queries.features import load_snapshot
 from db.tables import UserSegment
 from errors import Conflict
 from features.state import (
-    BEHAVIOR_FEATURE_NAMES,
     BEHAVIORAL_STATE_NAMES,
     LEGACY_DIM,
-    behavior_features,
     enhanced_state,
     weekly_matrix,
 )
@@ -110,7 +108,7 @@ async def read_financial_personality(
     snapshot = await load_snapshot(session, user.id)
     segment, fallback = await _segment(request, session, user.id, snapshot)
     await session.commit()
-    f = dict(zip(BEHAVIOR_FEATURE_NAMES, map(float, behavior_features(snapshot)), strict=True))
+    f = behavior_dict(snapshot)
     b = _behavioral(snapshot)
     traits = {
         "saver": min(1.0, f["savings_rate"] / 0.3),
@@ -152,7 +150,7 @@ async def read_peer_comparison(
     )
     if peers is None:
         raise Conflict(f"fewer than {MIN_PEERS} comparable users: no peer comparison yet")
-    you = dict(zip(BEHAVIOR_FEATURE_NAMES, map(float, behavior_features(snapshot)), strict=True))
+    you = behavior_dict(snapshot)
     keys = ("spend_to_income", "savings_rate", "discretionary_share", "spending_volatility")
     return {
         "peers": peers[0],
