@@ -39,7 +39,7 @@ class BanditStatsActor:
 
 def get_or_create(algorithm: str = "thompson", namespace: str = NAMESPACE) -> Any:
     """The one bandit actor of the cluster (created on first use, found afterwards)."""
-    return BanditStatsActor.options(  # type: ignore[attr-defined]
+    return BanditStatsActor.options(
         name=ACTOR_NAME,
         namespace=namespace,
         get_if_exists=True,

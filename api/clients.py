@@ -61,25 +61,23 @@ class LocalModelClients:
             raise ModelCallFailed(f"{type(exc).__name__}: {exc}") from exc
 
     async def assign_segment(self, features: np.ndarray) -> dict[str, Any]:
-        return (await self._call(self.segmentation.assign, features))[0]  # type: ignore[no-any-return]
+        return (await self._call(self.segmentation.assign, features))[0]
 
     async def segment_characteristics(self) -> list[dict[str, Any]]:
-        return await self._call(self.segmentation.characteristics)  # type: ignore[no-any-return]
+        return await self._call(self.segmentation.characteristics)
 
     async def forecast(
         self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
     ) -> tuple[np.ndarray, str]:
-        return await self._call(  # type: ignore[no-any-return]
-            self.forecasting.forecast, history, segment, horizon, week_of_year
-        )
+        return await self._call(self.forecasting.forecast, history, segment, horizon, week_of_year)
 
     async def goal(
         self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        return await self._call(self.forecasting.goal, features, saving_inputs)  # type: ignore[no-any-return]
+        return await self._call(self.forecasting.goal, features, saving_inputs)
 
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
-        return await self._call(self.recommender.q_values, state, variant)  # type: ignore[no-any-return]
+        return await self._call(self.recommender.q_values, state, variant)
 
     async def model_versions(self) -> dict[str, Any]:
         return {
@@ -96,7 +94,7 @@ class LocalModelClients:
     ) -> bool:
         if self.bandit is None:
             return False
-        return await self.bandit.update(feedback_id, strategy, segment, reward)  # type: ignore[no-any-return]
+        return await self.bandit.update(feedback_id, strategy, segment, reward)
 
     async def bandit_stats(self) -> dict[str, Any] | None:
         return None if self.bandit is None else await self.bandit.stats()
@@ -124,30 +122,28 @@ class ServeModelClients:
 
     async def _await(self, response: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(response, self._timeout)  # type: ignore[arg-type]
+            return await asyncio.wait_for(response, self._timeout)
         except Exception as exc:  # noqa: BLE001 - timeouts, dead replicas, model errors
             raise ModelCallFailed(f"{type(exc).__name__}: {exc}") from exc
 
     async def assign_segment(self, features: np.ndarray) -> dict[str, Any]:
-        return (await self._await(self._seg.assign.remote(features)))[0]  # type: ignore[no-any-return]
+        return (await self._await(self._seg.assign.remote(features)))[0]
 
     async def segment_characteristics(self) -> list[dict[str, Any]]:
-        return await self._await(self._seg.characteristics.remote())  # type: ignore[no-any-return]
+        return await self._await(self._seg.characteristics.remote())
 
     async def forecast(
         self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
     ) -> tuple[np.ndarray, str]:
-        return await self._await(  # type: ignore[no-any-return]
-            self._fc.forecast.remote(history, segment, horizon, week_of_year)
-        )
+        return await self._await(self._fc.forecast.remote(history, segment, horizon, week_of_year))
 
     async def goal(
         self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        return await self._await(self._fc.goal.remote(features, saving_inputs))  # type: ignore[no-any-return]
+        return await self._await(self._fc.goal.remote(features, saving_inputs))
 
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
-        return await self._await(self._rec.q_values.remote(state, variant))  # type: ignore[no-any-return]
+        return await self._await(self._rec.q_values.remote(state, variant))
 
     async def model_versions(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -170,7 +166,7 @@ class ServeModelClients:
             return None
 
     async def bandit_select(self, segment: str) -> str | None:
-        return await self._actor(self._bandit.select.remote(segment))  # type: ignore[no-any-return]
+        return await self._actor(self._bandit.select.remote(segment))
 
     async def bandit_update(
         self, feedback_id: int, strategy: str, segment: str, reward: float
@@ -179,4 +175,4 @@ class ServeModelClients:
         return bool(ok)
 
     async def bandit_stats(self) -> dict[str, Any] | None:
-        return await self._actor(self._bandit.stats.remote())  # type: ignore[no-any-return]
+        return await self._actor(self._bandit.stats.remote())

@@ -192,7 +192,7 @@ class Server:
                 r = httpx.get(f"{self.base}/health", timeout=5)
                 last = r.text
                 if r.status_code == 200 and r.json().get("status") == "ok":
-                    return r.json()  # type: ignore[no-any-return]
+                    return r.json()
             except (httpx.HTTPError, ValueError) as exc:
                 last = repr(exc)
             time.sleep(0.5)

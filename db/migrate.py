@@ -55,7 +55,7 @@ async def check_schema(database_url: str) -> SchemaReport:
     try:
         async with engine.connect() as conn:
 
-            def inspect_sync(sync_conn):  # type: ignore[no-untyped-def]
+            def inspect_sync(sync_conn):
                 insp = inspect(sync_conn)
                 tables = set(insp.get_table_names())
                 indexes = {

@@ -101,7 +101,8 @@ def weekly_matrix(snapshot: UserSnapshot, n_weeks: int) -> np.ndarray:
     out = np.zeros((n_weeks, len(CATEGORIES)))
     if len(tx) == 0 or n_weeks <= 0:
         return out
-    age = (snapshot.as_of - tx.occurred_at) / WEEK  # weeks before as_of, > 0 for past rows
+    # Weeks before as_of (> 0 for past rows), from seconds: exact for datetime64[s].
+    age = (snapshot.as_of - tx.occurred_at).astype("timedelta64[s]").astype(float) / (7 * 86400)
     back = np.floor(age).astype(int)
     keep = (age > 0) & (back < n_weeks)
     np.add.at(out, (n_weeks - 1 - back[keep], tx.category[keep]), tx.amount[keep])

@@ -161,10 +161,10 @@ class SegmentationService(ModelService):
         return out
 
     def characteristics(self) -> list[dict[str, Any]]:
-        return self.slots["segmentation"].model.characteristics()  # type: ignore[no-any-return]
+        return self.slots["segmentation"].model.characteristics()
 
     def standardize(self, features: np.ndarray) -> np.ndarray:
-        return self.slots["segmentation"].model.standardize(np.atleast_2d(features))  # type: ignore[no-any-return]
+        return self.slots["segmentation"].model.standardize(np.atleast_2d(features))
 
 
 # --- Forecasting (spending and goals) ---------------------------------------------------------

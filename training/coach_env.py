@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -188,7 +189,7 @@ class CoachingEnv:
         has_goal = np.array(
             [any(g.current_amount < 0.5 * g.target_amount for g in gs) for gs in self._goals]
         )
-        rules = {
+        rules: dict[int, tuple[Any, Any]] = {
             A["spending_alert"]: (1.0, np.where(velocity > 1.15, 1.0, 0.2)),
             A["budget_suggestion"]: (1.0, np.where(savings_rate < 0.4, 1.0, 0.4)),
             A["savings_nudge"]: (1.0, np.where(savings_rate < 0.2, 1.0, 0.3)),
@@ -320,7 +321,7 @@ def collect(
     while not env.done:
         states = env.observe()
         probs = behavior_probs(states)
-        u = env.rng.random(probs.shape[0])[:, None]
+        u = np.asarray(env.rng.random(probs.shape[0]))[:, None]
         actions = (u > probs.cumsum(axis=1)).sum(axis=1).clip(0, N_ACTIONS - 1)
         rewards = env.step(actions)
         next_states = env.observe()

@@ -56,7 +56,7 @@ def _deployment(doc: dict[str, Any], name: str) -> dict[str, Any]:
     for app in doc.get("applications", []):
         for deployment in app.get("deployments", []):
             if deployment.get("name") == wanted:
-                return deployment  # type: ignore[no-any-return]
+                return deployment
     raise PromotionError(f"{wanted} is not in the config file")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -131,7 +132,7 @@ def evaluate_policies(
     def sampled(probs_fn: Callable[[np.ndarray], np.ndarray], seed: int) -> Policy:
         def act(states: np.ndarray) -> np.ndarray:
             probs = probs_fn(states)
-            u = rngs[seed].random(probs.shape[0])[:, None]
+            u = np.asarray(rngs[seed].random(probs.shape[0]))[:, None]
             return (u > probs.cumsum(axis=1)).sum(axis=1).clip(0, N_ACTIONS - 1)
 
         return act
@@ -166,7 +167,7 @@ def evaluate_policies(
     ):
         first = data.states[: config.train_users]
         estimate = fitted_q_evaluation(
-            lambda s, a=agent: a.action_probabilities(s, temperature=0.0),
+            partial(agent.action_probabilities, temperature=0.0),
             _scaled(data),
             N_ACTIONS,
             gamma=1.0,

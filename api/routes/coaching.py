@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
@@ -71,13 +71,13 @@ _rng = np.random.default_rng()
 
 
 def clients_of(request: Request) -> ModelClients:
-    return request.app.state.models  # type: ignore[no-any-return]
+    return request.app.state.models
 
 
 def _softmax(q: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = (q - q.max()) / temperature
     e = np.exp(z)
-    return e / e.sum()  # type: ignore[no-any-return]
+    return e / e.sum()
 
 
 # --- segments ---------------------------------------------------------------------------------
@@ -349,7 +349,7 @@ async def read_enhanced_recommendation(
         clients.bandit_select(segment_key(segment_id)), q_values()
     )
     strategy = chosen if chosen in STRATEGIES else DEFAULT_STRATEGY
-    source = "bandit" if chosen in STRATEGIES else "default"
+    source: Literal["bandit", "default"] = "bandit" if chosen in STRATEGIES else "default"
     versions = {"segmentation": segment.model_version if segment is not None else None}
     fallback = q_result is None
     probs = _softmax(q_result[0]) if q_result is not None else None
@@ -610,7 +610,7 @@ async def read_goal_probability(
     active = np.nonzero(weekly.any(axis=1))[0]
     weekly = weekly[int(active[0]) :] if active.size else weekly[:0]
     now = datetime.now(UTC)
-    inputs = {
+    inputs: dict[str, Any] = {
         "target_amount": float(goal.target_amount),
         "current_amount": min(float(goal.current_amount), float(goal.target_amount)),
         "weeks_left": max((goal.target_date - now.date()).days / 7.0, 0.0),

@@ -19,7 +19,7 @@ def _filtered(
     end: datetime | None,
     category: str | None,
     kind: str | None,
-) -> Select[tuple[Transaction]]:
+) -> Select[Any]:
     query = select(Transaction).where(Transaction.user_id == user_id)
     if start is not None:
         query = query.where(Transaction.occurred_at >= start)

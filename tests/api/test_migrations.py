@@ -42,6 +42,7 @@ async def test_constraints_hold_at_the_database_level(clean_engine: AsyncEngine)
     async with clean_engine.begin() as conn:
         await conn.execute(insert(User).values(email="a@example.com", hashed_password="x"))
         user_id = await conn.scalar(select(User.id))
+    assert user_id is not None
     bad_rows = [
         (Transaction, {"amount": 0, "category": "other", "occurred_at": utcnow()}),
         (Transaction, {"amount": float("nan"), "category": "other", "occurred_at": utcnow()}),

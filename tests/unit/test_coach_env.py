@@ -54,6 +54,7 @@ def test_collect_logs_propensities_and_both_state_sizes() -> None:
     assert len(legacy) == len(enhanced) == 60 * 3
     assert legacy.states.shape[1] == 17 and enhanced.states.shape[1] == ENHANCED_DIM
     assert np.array_equal(legacy.states, enhanced.states[:, :17])
+    assert legacy.propensities is not None
     assert ((legacy.propensities > 0) & (legacy.propensities <= 1)).all()
     assert legacy.dones[-60:].all() and not legacy.dones[:60].any()
     legacy.validate(N_ACTIONS)
