@@ -29,9 +29,9 @@ from features.frames import UserSnapshot
 from features.goals import goal_features
 from features.state import (
     BEHAVIOR_FEATURE_NAMES,
-    LEGACY_DIM,
     behavior_features,
     enhanced_state,
+    legacy_state,
     weekly_matrix,
 )
 from features.vocab import (
@@ -271,13 +271,27 @@ async def _record(
     return row
 
 
+def _recommendation_fields(row: RecommendationHistory) -> dict[str, Any]:
+    """The legacy response fields, all read back from the recorded history row."""
+    return {
+        "id": row.id,
+        "action_id": row.action_id,
+        "action": row.action_name,
+        "recommendation": row.recommendation_text,
+        "confidence": row.confidence,
+        "model_version": row.model_version,
+        "fallback": row.fallback,
+        "created_at": row.created_at,
+    }
+
+
 @router.get("/recommendation", response_model=RecommendationResponse)
 async def read_recommendation(
     request: Request, user: CurrentUser, session: SessionDep
 ) -> RecommendationResponse:
     """The legacy recommendation: CQL over the 17-dim state, rule-based coach as fallback."""
     snapshot = await load_snapshot(session, user.id)
-    state = enhanced_state(snapshot)[:LEGACY_DIM]
+    state = legacy_state(snapshot)
     try:
         q, version = await clients_of(request).q_values(state, "legacy")
         action, confidence, fallback = int(q.argmax()), float(_softmax(q).max()), False
@@ -294,16 +308,7 @@ async def read_recommendation(
         confidence,
         fallback,
     )
-    return RecommendationResponse(
-        id=row.id,
-        action_id=action,
-        action=ACTIONS[action],
-        recommendation=row.recommendation_text,
-        confidence=row.confidence,
-        model_version=version,
-        fallback=fallback,
-        created_at=row.created_at,
-    )
+    return RecommendationResponse(**_recommendation_fields(row))
 
 
 async def _segment_popular(session: SessionDep, segment_id: int | None) -> int | None:
@@ -382,14 +387,7 @@ async def read_enhanced_recommendation(
         fallback,
     )
     return EnhancedRecommendationResponse(
-        id=row.id,
-        action_id=action,
-        action=ACTIONS[action],
-        recommendation=row.recommendation_text,
-        confidence=row.confidence,
-        model_version=row.model_version,
-        fallback=fallback,
-        created_at=row.created_at,
+        **_recommendation_fields(row),
         strategy=strategy,
         strategy_source=source,
         segment_id=segment_id,
