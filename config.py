@@ -18,6 +18,17 @@ DEV_JWT_SECRET = "fincoach-dev-secret-change-me-0123456789abcdef"
 MIN_SECRET_LENGTH = 32
 
 
+def normalize_database_url(url: str) -> str:
+    """The async-driver form of a database URL (``postgresql://`` becomes asyncpg's)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.split(":///", 1)[1]
+    if not (url.startswith("postgresql+asyncpg://") or url.startswith("sqlite+aiosqlite://")):
+        raise ValueError("database_url must be postgresql+asyncpg://... or sqlite+aiosqlite:///...")
+    return url
+
+
 class Settings(BaseSettings):
     """Infrastructure and secrets. Sizing and model versions live in serve_config.yaml."""
 
@@ -61,15 +72,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
-        if url.startswith("postgresql://") or url.startswith("postgres://"):
-            return "postgresql+asyncpg://" + url.split("://", 1)[1]
-        if url.startswith("sqlite:///"):
-            return "sqlite+aiosqlite:///" + url.split(":///", 1)[1]
-        if not (url.startswith("postgresql+asyncpg://") or url.startswith("sqlite+aiosqlite://")):
-            raise ValueError(
-                "database_url must be postgresql+asyncpg://... or sqlite+aiosqlite:///..."
-            )
-        return url
+        return normalize_database_url(url)
 
     @model_validator(mode="after")
     def _production_needs_a_real_secret(self) -> Settings:

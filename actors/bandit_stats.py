@@ -18,10 +18,12 @@ NAMESPACE = "fincoach"
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=64)
 class BanditStatsActor:
-    async def __init__(self, algorithm: str = "thompson", seed: int = 0) -> None:
+    async def __init__(
+        self, algorithm: str = "thompson", database_url: str | None = None, seed: int = 0
+    ) -> None:
         from config import get_settings
 
-        self._book = BanditBook(get_settings().database_url, algorithm, seed)
+        self._book = BanditBook(database_url or get_settings().database_url, algorithm, seed)
         await self._book.rebuild()
 
     async def select(self, segment: str) -> str:
@@ -37,11 +39,20 @@ class BanditStatsActor:
         await self._book.rebuild()
 
 
-def get_or_create(algorithm: str = "thompson", namespace: str = NAMESPACE) -> Any:
-    """The one bandit actor of the cluster (created on first use, found afterwards)."""
+def get_or_create(
+    algorithm: str = "thompson",
+    database_url: str | None = None,
+    *,
+    name: str = ACTOR_NAME,
+    namespace: str = NAMESPACE,
+) -> Any:
+    """The bandit actor of this database (created on first use, found afterwards).
+
+    The arguments only matter to the first caller: an existing actor keeps its own.
+    """
     return BanditStatsActor.options(
-        name=ACTOR_NAME,
+        name=name,
         namespace=namespace,
         get_if_exists=True,
         lifetime="detached",
-    ).remote(algorithm)
+    ).remote(algorithm, database_url)

@@ -35,9 +35,14 @@ class CoachIngress:
             segmentation,
             forecasting,
             recommender,
-            get_or_create(self._args.bandit_algorithm),
+            get_or_create(
+                self._args.bandit_algorithm, self._args.database_url, name=self._args.bandit_actor
+            ),
             timeout_s=self._args.model_timeout_s,
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(get_settings(), models=self._clients)
+        settings = get_settings()
+        if self._args.database_url:
+            settings = settings.model_copy(update={"database_url": self._args.database_url})
+        return create_app(settings, models=self._clients)

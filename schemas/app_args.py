@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class AppArgs(BaseModel):
@@ -18,6 +18,23 @@ class AppArgs(BaseModel):
     )
     bandit_algorithm: Literal["thompson", "ucb1", "epsilon_greedy"] = "thompson"
     model_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    database_url: str | None = Field(
+        default=None,
+        description="Override of FINCOACH_DATABASE_URL for this application (for two apps on one "
+        "cluster, e.g. the test suite's SQLite and PostgreSQL runs); keep passwords in the env",
+    )
+    bandit_actor: str = Field(
+        default="bandit-stats",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Name of the detached bandit actor; one per database",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        from config import normalize_database_url
+
+        return normalize_database_url(url) if url else None
 
     def resolved_model_dir(self) -> str:
         from pathlib import Path

@@ -68,13 +68,12 @@ async def _create_pg_database() -> tuple[str, Callable[[], Awaitable[None]]]:
     return url, drop
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-async def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+async def migrated_database(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    """A freshly migrated database of each backend, shared by the whole session."""
+    """A new, migrated database of `backend` ("sqlite" or "postgresql"), dropped afterwards."""
     drop: Callable[[], Awaitable[None]] | None = None
-    if request.param == "sqlite":
+    if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     else:
         url, drop = await _create_pg_database()
@@ -83,6 +82,18 @@ async def database_url(
     yield url
     if drop is not None:
         await drop()
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A freshly migrated database of each backend, shared by the whole session."""
+    async for url in migrated_database(request.param, tmp_path_factory):
+        yield url
 
 
 @pytest.fixture(scope="session")

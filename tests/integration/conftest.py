@@ -1,17 +1,24 @@
-"""One Ray cluster and one Serve application for the whole test session, spoken to over HTTP."""
+"""One Ray cluster and one Serve instance for the whole test session, spoken to over HTTP.
+
+The application is deployed once per database backend (SQLite always, PostgreSQL when
+configured), each with its own database and its own bandit actor, so every integration test
+runs against both."""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
-from db.migrate import upgrade
+from tests.conftest import BACKENDS, migrated_database
+
+APP_NAME = "fincoach"
 
 
 def _free_port() -> int:
@@ -20,25 +27,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def serve_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    db_path: Path = tmp_path_factory.mktemp("serve") / "serve.db"
-    url = f"sqlite+aiosqlite:///{db_path}"
-    upgrade(url)
-    return url
+@dataclass(frozen=True)
+class ServeApp:
+    url: str
+    database_url: str
+    backend: str
+    args: dict[str, Any]
+
+    @property
+    def bandit_actor(self) -> str:
+        return str(self.args["bandit_actor"])
 
 
 @pytest.fixture(scope="session")
-def serve_url(serve_db_url: str, trained_models: str) -> Iterator[str]:
-    """Start Ray (2 CPUs), run the app from deployments.app on a free port, yield its URL."""
+def serve_port(trained_models: str) -> Iterator[int]:
+    """Ray (2 CPUs) and Serve on a free port, started once and shut down at the end."""
     import ray
     from ray import serve
 
-    from deployments.app import build_app
-
-    url = serve_db_url
     env = {
-        "FINCOACH_DATABASE_URL": url,
         "FINCOACH_ENV": "test",
         "FINCOACH_JWT_SECRET": "integration-secret-" + "z" * 32,
         "FINCOACH_PASSWORD_HASH_TIME_COST": "1",
@@ -55,25 +62,75 @@ def serve_url(serve_db_url: str, trained_models: str) -> Iterator[str]:
     port = _free_port()
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app({"model_dir": trained_models}), name="fincoach", route_prefix="/")
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("Serve app did not become healthy within 60 s")
-        yield base
+        yield port
     finally:
         serve.shutdown()
         ray.shutdown()
 
 
+@pytest.fixture(scope="session", params=BACKENDS)
+async def serve_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """The served application's own database (not shared with the in-process tests)."""
+    async for url in migrated_database(request.param, tmp_path_factory):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def serve_app(
+    serve_port: int,
+    serve_db_url: str,
+    trained_models: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServeApp]:
+    """The application deployed against one backend; replaced when the backend changes.
+
+    It gets its own copy of the trained registry, so versions a test promotes stay its own."""
+    import shutil
+
+    import ray
+    from ray import serve
+
+    from actors.bandit_stats import NAMESPACE
+    from deployments.app import build_app
+
+    backend = "postgresql" if serve_db_url.startswith("postgresql") else "sqlite"
+    model_dir = tmp_path_factory.mktemp(f"serve-models-{backend}") / "artifacts"
+    shutil.copytree(trained_models, model_dir)
+    args = {
+        "model_dir": str(model_dir),
+        "database_url": serve_db_url,
+        "bandit_actor": f"bandit-stats-test-{backend}",
+    }
+    serve.run(build_app(args), name=APP_NAME, route_prefix="/")
+    base = f"http://127.0.0.1:{serve_port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"Serve app on {backend} did not become healthy within 60 s")
+    try:
+        yield ServeApp(base, serve_db_url, backend, args)
+    finally:
+        serve.delete(APP_NAME)
+        try:  # detached: it outlives the app unless killed
+            ray.kill(ray.get_actor(args["bandit_actor"], namespace=NAMESPACE))
+        except ValueError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def serve_url(serve_app: ServeApp) -> str:
+    return serve_app.url
+
+
 @pytest.fixture
-async def http(serve_url: str) -> Iterator[httpx.AsyncClient]:
+async def http(serve_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=serve_url, timeout=30) as client:
         yield client

@@ -82,11 +82,13 @@ async def test_recommendation_feedback_updates_the_bandit(http, demo_headers) ->
     assert health["status"] == "ok", health
 
 
-async def test_killed_bandit_actor_rebuilds_the_same_statistics(http, demo_headers) -> None:
+async def test_killed_bandit_actor_rebuilds_the_same_statistics(
+    http, demo_headers, serve_app
+) -> None:
     for i, h in enumerate(demo_headers[:4]):
         await _recommend_and_rate(http, h, helpful=i % 2 == 0)
     before = (await http.get("/coaching/strategies", headers=demo_headers[0])).json()
-    actor = ray.get_actor("bandit-stats", namespace="fincoach")
+    actor = ray.get_actor(serve_app.bandit_actor, namespace="fincoach")
     ray.kill(actor, no_restart=False)  # Ray restarts it; __init__ rebuilds from the database
     deadline = time.monotonic() + 60
     after = None
@@ -140,28 +142,29 @@ async def test_requests_are_answered_while_a_model_replica_dies(http, demo_heade
         pytest.fail("the recommender did not recover")
 
 
-def _app(model_dir: str, recommender_versions: dict[str, str]):
+def _app(args: dict, recommender_versions: dict[str, str]):
     from deployments.forecast import ForecastingDeployment
     from deployments.ingress import CoachIngress
     from deployments.policy import RecommenderDeployment
     from deployments.segmentation import SegmentationDeployment
 
+    model_dir = args["model_dir"]
     return CoachIngress.bind(
         SegmentationDeployment.bind(model_dir),
         ForecastingDeployment.bind(model_dir),
         RecommenderDeployment.options(user_config={"versions": recommender_versions}).bind(
             model_dir
         ),
-        {"model_dir": model_dir},
+        args,
     )
 
 
-async def test_live_swap_under_load_fails_no_request(http, demo_headers, trained_models) -> None:
+async def test_live_swap_under_load_fails_no_request(http, demo_headers, serve_app) -> None:
     from ray import serve
 
     from models.registry import ModelRegistry
 
-    registry = ModelRegistry(trained_models)
+    registry = ModelRegistry(serve_app.args["model_dir"])
     model, manifest = registry.load("cql_legacy", "v1")
     v2 = registry.save(
         "cql_legacy",
@@ -185,7 +188,7 @@ async def test_live_swap_under_load_fails_no_request(http, demo_headers, trained
     task = asyncio.create_task(load(15.0))
     await asyncio.sleep(2.0)
     await asyncio.to_thread(
-        serve.run, _app(trained_models, {"cql_legacy": v2}), name="fincoach", route_prefix="/"
+        serve.run, _app(serve_app.args, {"cql_legacy": v2}), name="fincoach", route_prefix="/"
     )
     await task
     assert statuses and set(statuses) == {200}, sorted(set(statuses))
@@ -195,7 +198,7 @@ async def test_live_swap_under_load_fails_no_request(http, demo_headers, trained
 
     # A version that does not exist is refused: the current one keeps serving, and /models says why.
     await asyncio.to_thread(
-        serve.run, _app(trained_models, {"cql_legacy": "v99"}), name="fincoach", route_prefix="/"
+        serve.run, _app(serve_app.args, {"cql_legacy": "v99"}), name="fincoach", route_prefix="/"
     )
     models = (await http.get("/models")).json()["deployments"]["RecommenderDeployment"]
     assert models["cql_legacy"]["version"] == v2
