@@ -1,0 +1,1 @@
+"""Prediction cache: one interface, SQL (prediction_cache table) and Redis backends."""

@@ -1,0 +1,1 @@
+"""Behavioral event tracking: validation, privacy filter, group commit, behavior analysis."""
