@@ -111,6 +111,7 @@ class ServeModelClients:
         bandit: Any,
         *,
         timeout_s: float = 2.0,
+        batch_q_values: bool = False,
     ) -> None:
         self._seg, self._fc, self._rec, self._bandit = (
             segmentation,
@@ -119,6 +120,7 @@ class ServeModelClients:
             bandit,
         )
         self._timeout = timeout_s
+        self._q_method = "q_values_batched" if batch_q_values else "q_values"
 
     async def _await(self, response: Awaitable[T]) -> T:
         try:
@@ -143,7 +145,8 @@ class ServeModelClients:
         return await self._await(self._fc.goal.remote(features, saving_inputs))
 
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
-        return await self._await(self._rec.q_values.remote(state, variant))
+        method = getattr(self._rec, self._q_method)
+        return await self._await(method.remote(state, variant))
 
     async def model_versions(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

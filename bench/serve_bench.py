@@ -49,7 +49,29 @@ VARIANT_ENV: dict[str, dict[str, str]] = {
     "default": {},
     "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
     "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1"},
+    "haproxy+throughput": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
 }
+# Variants that also change deployment options of serve_config.yaml: "<base>/<name>".
+VARIANT_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "1ingress": {"CoachIngress": {"num_replicas": 1}},
+    "2ingress": {"CoachIngress": {"num_replicas": 2}},
+    "batch": {"__args__": {"recommender_batching": True}},
+    "2ingress+batch": {
+        "CoachIngress": {"num_replicas": 2},
+        "__args__": {"recommender_batching": True},
+    },
+}
+
+
+def variant_env(variant: str) -> dict[str, str]:
+    return VARIANT_ENV[variant.split("/")[0]]
+
+
+def variant_options(variant: str) -> dict[str, dict[str, Any]]:
+    _, _, extra = variant.partition("/")
+    return VARIANT_OPTIONS[extra] if extra else {}
+
+
 JWT_SECRET = "serve-bench-secret-" + "b" * 32
 DEMO_USERS = 200
 DEMO_WEEKS = 26
@@ -427,7 +449,7 @@ def child_env(setup: str, fincoach_env: dict[str, str]) -> dict[str, str]:
         # Ray gives each replica one BLAS/OpenMP thread (fractional num_cpus): same here.
         env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     else:
-        env.update(VARIANT_ENV[setup.split(":", 1)[1]])
+        env.update(variant_env(setup.split(":", 1)[1]))
     return env
 
 
@@ -475,7 +497,9 @@ def serve_options(config_path: Path) -> tuple[dict[str, Any], dict[str, dict[str
     return config, options
 
 
-def build_configured_app(config_path: Path, model_dir: str) -> tuple[Any, dict[str, Any]]:
+def build_configured_app(
+    config_path: Path, model_dir: str, overrides: dict[str, dict[str, Any]] | None = None
+) -> tuple[Any, dict[str, Any]]:
     """`deployments.app:build_app` itself, with each deployment it binds replaced for the call
     by `Deployment.options(**its entry in serve_config.yaml)`: the real graph and argument
     validation, the file's sizing (replicas, autoscaling, max_ongoing_requests, CPUs,
@@ -485,6 +509,12 @@ def build_configured_app(config_path: Path, model_dir: str) -> tuple[Any, dict[s
     import deployments.app as graph
 
     config, options = serve_options(config_path)
+    overrides = dict(overrides or {})
+    extra_args = overrides.pop("__args__", {})
+    for name, extra in overrides.items():
+        options[name] = {**options[name], **extra}
+        if "num_replicas" in extra:
+            options[name].pop("autoscaling_config", None)
     (app_cfg,) = config["applications"]
     names = {"CoachIngress", "SegmentationDeployment", "ForecastingDeployment"}
     names |= {"RecommenderDeployment"}
@@ -496,7 +526,7 @@ def build_configured_app(config_path: Path, model_dir: str) -> tuple[Any, dict[s
             stack.enter_context(
                 mock.patch.object(graph, name, deployment.options(**options[deployment.name]))
             )
-        app = graph.build_app({**app_cfg.get("args", {}), "model_dir": model_dir})
+        app = graph.build_app({**app_cfg.get("args", {}), **extra_args, "model_dir": model_dir})
     return app, config
 
 
@@ -507,7 +537,7 @@ def child_serve(variant: str, port: int, config_path: Path) -> None:
     from ray import serve
 
     fincoach_env = {k: v for k, v in os.environ.items() if k.startswith("FINCOACH_")}
-    env_vars = {**fincoach_env, **VARIANT_ENV[variant]}
+    env_vars = {**fincoach_env, **variant_env(variant)}
     stop = {"now": False}
 
     def on_term(_signum: int, _frame: Any) -> None:
@@ -526,7 +556,9 @@ def child_serve(variant: str, port: int, config_path: Path) -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     try:
-        app, config = build_configured_app(config_path, os.environ["FINCOACH_MODEL_DIR"])
+        app, config = build_configured_app(
+            config_path, os.environ["FINCOACH_MODEL_DIR"], variant_options(variant)
+        )
         (app_cfg,) = config["applications"]
         http = {**config.get("http_options", {}), "host": "127.0.0.1", "port": port}
         serve.start(http_options=http, proxy_location=config.get("proxy_location", "HeadOnly"))
@@ -825,7 +857,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default="default,throughput,haproxy",
-        help="Ray Serve variants to measure, comma-separated (default, throughput, haproxy); "
+        help="Ray Serve variants to measure, comma-separated (default, throughput, haproxy, "
+        "haproxy+throughput; a suffix /2ingress or /1ingress sets the ingress replicas); "
         "'none' measures only the in-process peer",
     )
     p.add_argument("--quick", action="store_true", help="Smoke run: 5 s cells, c=1 and 8 only")
@@ -868,8 +901,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ]
     opts.variants = [] if opts.variants == "none" else opts.variants.split(",")
     for v in opts.variants:
-        if v not in VARIANT_ENV:
-            p.error(f"unknown variant {v!r}; choose from {', '.join(VARIANT_ENV)}")
+        base, _, extra = v.partition("/")
+        if base not in VARIANT_ENV or (extra and extra not in VARIANT_OPTIONS):
+            p.error(
+                f"unknown variant {v!r}; choose from {', '.join(VARIANT_ENV)}, "
+                f"optionally with /{' or /'.join(VARIANT_OPTIONS)} (deployment options)"
+            )
     opts.endpoints = opts.endpoints.split(",")
     for e in opts.endpoints:
         if e not in ENDPOINTS:
@@ -882,7 +919,7 @@ def measure(
 ) -> tuple[list[Cell], dict[str, Any]]:
     busy = wait_idle(opts.wait_idle) if opts.wait_idle > 0 else None
     port = free_port()
-    log = workdir / f"{setup.replace(':', '_')}.log"
+    log = workdir / f"{setup.replace(':', '_').replace('/', '_')}.log"
     note: dict[str, Any] = {"setup": setup, "log": str(log), "load_before": loadavg()}
     if busy is not None:
         note["machine_busy_before"] = round(busy, 2)
@@ -964,7 +1001,7 @@ def main() -> None:
     try:
         url, model_dir = prepare(workdir, opts.model_dir)
         fincoach_env = app_env(url, model_dir)
-        if "haproxy" in opts.variants:
+        if any("haproxy" in v for v in opts.variants):
             check = haproxy_check()
             notes.append({"setup": "haproxy binary", "check": check})
             print(f"haproxy binary: {check}")

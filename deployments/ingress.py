@@ -39,6 +39,7 @@ class CoachIngress:
                 self._args.bandit_algorithm, self._args.database_url, name=self._args.bandit_actor
             ),
             timeout_s=self._args.model_timeout_s,
+            batch_q_values=self._args.recommender_batching,
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -16,3 +16,11 @@ class RecommenderDeployment(ModelDeployment):
 
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
         return await self._run(self._service.q_values, state, variant)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    async def q_values_batched(
+        self, states: list[np.ndarray], variants: list[str]
+    ) -> list[tuple[np.ndarray, str]]:
+        """The same answers as ``q_values``, computed one forward pass per variant for the
+        requests that arrive within 2 ms of each other (AppArgs.recommender_batching)."""
+        return await self._run(self._service.q_values_many, states, variants)

@@ -9,7 +9,7 @@ in-process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -233,3 +233,17 @@ class RecommenderService(ModelService):
         slot = self.slots["cql_enhanced" if variant == "enhanced" else "cql_legacy"]
         model, version = slot.model, slot.version
         return model.q_values(np.atleast_2d(state))[0], str(version)
+
+    def q_values_many(
+        self, states: Sequence[np.ndarray], variants: Sequence[str]
+    ) -> list[tuple[np.ndarray, str]]:
+        """``q_values`` for many requests: one forward pass per variant."""
+        out: list[tuple[np.ndarray, str] | None] = [None] * len(states)
+        for variant in set(variants):
+            idx = [i for i, v in enumerate(variants) if v == variant]
+            slot = self.slots["cql_enhanced" if variant == "enhanced" else "cql_legacy"]
+            model, version = slot.model, slot.version
+            q = model.q_values(np.stack([np.asarray(states[i], dtype=float) for i in idx]))
+            for row, i in enumerate(idx):
+                out[i] = (q[row], str(version))
+        return [r for r in out if r is not None]

@@ -18,6 +18,11 @@ class AppArgs(BaseModel):
     )
     bandit_algorithm: Literal["thompson", "ucb1", "epsilon_greedy"] = "thompson"
     model_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    recommender_batching: bool = Field(
+        default=False,
+        description="Send Q-value requests through the recommender's @serve.batch method "
+        "(bench/RESULTS.md has the measurement behind the default)",
+    )
     database_url: str | None = Field(
         default=None,
         description="Override of FINCOACH_DATABASE_URL for this application (for two apps on one "

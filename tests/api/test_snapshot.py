@@ -1,0 +1,43 @@
+"""The serving path (rows read back from the database by ``load_snapshot``) builds the same
+feature vectors as the training path (the simulator's columns), on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.engine import make_sessionmaker
+from db.queries.features import load_snapshot
+from db.tables import User
+from features.state import behavior_features, enhanced_state, legacy_state
+from training.datasets import snapshots
+from training.demo_data import demo_email, load_population
+from training.simulator import SimConfig, simulate
+
+
+async def test_snapshot_read_from_the_database_matches_training(
+    clean_engine: AsyncEngine,
+) -> None:
+    population = simulate(SimConfig(n_users=6, n_weeks=12, seed=5))
+    await load_population(clean_engine, population, hashed_password="x")
+    as_of = datetime.fromisoformat(str(population.week_start(12))).replace(tzinfo=UTC)
+    sessions = make_sessionmaker(clean_engine)
+    async with sessions() as session:
+        ids = dict((await session.execute(select(User.email, User.id))).all())
+        for user, trained in zip(population.users, snapshots(population), strict=True):
+            served = await load_snapshot(session, ids[demo_email(user.index)], as_of=as_of)
+            assert len(served.transactions) == len(trained.transactions)
+            assert np.array_equal(served.transactions.occurred_at, trained.transactions.occurred_at)
+            assert np.array_equal(served.transactions.category, trained.transactions.category)
+            assert np.allclose(served.transactions.amount, trained.transactions.amount)
+            # Serving reads the last 28 days of events: the features look at no more.
+            recent = trained.events.timestamp >= served.as_of - np.timedelta64(28, "D")
+            assert np.array_equal(served.events.timestamp, trained.events.timestamp[recent])
+            assert sorted(served.goals, key=repr) == sorted(trained.goals, key=repr)
+            assert served.last_action is None
+            assert np.allclose(legacy_state(served), legacy_state(trained))
+            assert np.allclose(enhanced_state(served), enhanced_state(trained))
+            assert np.allclose(behavior_features(served), behavior_features(trained))
