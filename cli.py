@@ -8,7 +8,7 @@ import shutil
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, cast
 
 import typer
 
@@ -271,17 +271,67 @@ app.add_typer(jobs_app, name="jobs")
 
 @jobs_app.command("run")
 def jobs_run(
-    name: Annotated[str, typer.Argument(help="Job to run: segments")],
+    name: Annotated[
+        str, typer.Argument(help="Job to run: segments, evaluation, cache_cleanup, cache_warm")
+    ],
     model_dir: ModelDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Run a job now (segments: recompute and store every user's segment)."""
-    if name != "segments":
-        raise typer.BadParameter(f"unknown job {name!r}; jobs: segments", param_hint="NAME")
-    from jobs.segments import refresh_segments
+    """Run a background job now, in this process, recorded in the job table like a scheduled
+    run (GET /jobs shows it). segments: recompute the segment of users active in 30 days;
+    evaluation: score the models on last week, write model_performance; cache_cleanup: delete
+    expired cache rows; cache_warm: precompute forecasts of users active today."""
+    from jobs.runner import JOBS
 
-    count = asyncio.run(refresh_segments(_database_url(database_url), str(_model_dir(model_dir))))
-    typer.echo(f"segments refreshed for {count} users")
+    if name not in JOBS:
+        raise typer.BadParameter(
+            f"unknown job {name!r}; jobs: {', '.join(JOBS)}", param_hint="NAME"
+        )
+    from jobs.scheduler import run_now
+
+    result = asyncio.run(_with_app_state(database_url, model_dir, lambda st: run_now(st, name)))
+    typer.echo(f"{name}: {result['status']} in {result['seconds']:.2f} s: {result['detail']}")
+    if result["status"] != "ok":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("list")
+def jobs_list(database_url: DatabaseUrl = None) -> None:
+    """Each job's schedule, last run and result, and next run."""
+    from jobs.scheduler import ensure_rows, job_table
+
+    async def show(state: Any) -> list[Any]:
+        await ensure_rows(state)
+        return await job_table(state)
+
+    for row in asyncio.run(_with_app_state(database_url, None, show, models=False)):
+        typer.echo(
+            f"{row.name:14} every {row.period_s / 3600:g} h  last: {row.last_status or 'never'}"
+            f" {row.last_finished_at or ''}  next: {row.next_run_at}  runs: {row.runs}"
+        )
+
+
+async def _with_app_state(
+    database_url: str | None, model_dir: Path | None, fn: Any, *, models: bool = True
+) -> Any:
+    """Run ``fn(app.state)`` inside the in-process app (the same engine, cache and model
+    clients the API uses), with its lifespan around it."""
+    from api.app import create_app
+    from config import Settings
+
+    overrides: dict[str, Any] = {"database_url": _database_url(database_url), "jobs_enabled": False}
+    if models:
+        overrides["model_dir"] = _model_dir(model_dir)
+    app = create_app(Settings(**overrides), models=None if models else cast(Any, _NoModels()))
+    async with app.router.lifespan_context(app):
+        return await fn(app.state)
+
+
+class _NoModels:
+    """For commands that need no models (jobs list)."""
+
+    async def model_versions(self) -> dict[str, Any]:
+        return {}
 
 
 models_app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)

@@ -56,6 +56,22 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
+    # Prediction cache: "db" (the prediction_cache table, default), "off", or redis://...
+    cache_url: str = Field(default="db", description="db, off, or a redis:// URL")
+    cache_redis_prefix: str = Field(default="fincoach:pc", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
+    cache_ttl_spending_s: float = Field(default=24 * 3600, gt=0)
+    cache_ttl_goal_s: float = Field(default=6 * 3600, gt=0)
+    cache_ttl_segment_s: float = Field(default=24 * 3600, gt=0)
+    cache_ttl_recommendation_s: float = Field(default=3600, gt=0)
+
+    # Background jobs (segments, evaluation, cache cleanup and warming) run by the serving app.
+    jobs_enabled: bool = True
+    jobs_tick_s: float = Field(default=30.0, gt=0)
+
+    # Behavioral events: group commit per ingress replica (1 = commit per event).
+    event_batch_size: int = Field(default=10, ge=1, le=1000)
+    event_batch_delay_ms: float = Field(default=5.0, gt=0, le=1000)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -13,9 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.clients import ModelClients
 from api.problems import BodySizeLimitMiddleware, RequestIdMiddleware, install_problem_handlers
-from api.routes import auth, coaching, financial, goals, ops, transactions, users
+from api.routes import (
+    auth,
+    coaching,
+    events,
+    financial,
+    goals,
+    jobs,
+    ops,
+    transactions,
+    users,
+)
+from api.tracking import EventTrackingMiddleware
+from cache.base import CacheTtls, PredictionCache
+from cache.factory import make_cache
 from config import Settings, get_settings
 from db.engine import make_engine, make_sessionmaker
+from jobs.scheduler import JobScheduler
+from tracking.batcher import EventBatcher
 
 VERSION = "0.1.0"
 logger = logging.getLogger("fincoach.api")
@@ -28,6 +43,18 @@ async def _local_models(cfg: Settings) -> ModelClients:
     bandit = BanditBook(cfg.database_url)
     await bandit.rebuild()
     return LocalModelClients(str(cfg.model_dir), bandit)
+
+
+def _make_cache(cfg: Settings, engine: AsyncEngine) -> PredictionCache | None:
+    if cfg.cache_url.strip().lower() == "off":
+        return None
+    ttls = CacheTtls(
+        spending=cfg.cache_ttl_spending_s,
+        goal=cfg.cache_ttl_goal_s,
+        segment=cfg.cache_ttl_segment_s,
+        recommendation=cfg.cache_ttl_recommendation_s,
+    )
+    return make_cache(cfg.cache_url, engine, ttls, redis_prefix=cfg.cache_redis_prefix)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -53,9 +80,23 @@ def create_app(
         app.state.engine = db
         app.state.sessions = make_sessionmaker(db)
         app.state.models = models if models is not None else await _local_models(cfg)
+        app.state.cache = _make_cache(cfg, db)
+        app.state.events = EventBatcher(
+            db, batch_size=cfg.event_batch_size, max_delay_s=cfg.event_batch_delay_ms / 1000
+        )
+        app.state.events.start()
+        scheduler = JobScheduler(app.state, tick_s=cfg.jobs_tick_s) if cfg.jobs_enabled else None
+        if scheduler is not None:
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
+            # Graceful shutdown: queued tracking events are written before the engine goes.
+            await app.state.events.close()
+            if app.state.cache is not None:
+                await app.state.cache.close()
             if own_engine:
                 await db.dispose()
 
@@ -67,7 +108,7 @@ def create_app(
         generate_unique_id_function=_operation_id,
     )
     install_problem_handlers(app)
-    for module in (ops, auth, users, goals, transactions, coaching, financial):
+    for module in (ops, jobs, auth, users, goals, transactions, coaching, financial, events):
         app.include_router(module.router)
 
     cfg = settings or get_settings()
@@ -78,6 +119,7 @@ def create_app(
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         )
+    app.add_middleware(EventTrackingMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=cfg.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app

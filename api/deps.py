@@ -34,13 +34,17 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def get_current_user(
-    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(_bearer)]
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(_bearer)],
 ) -> User:
     if not token:
         raise NotAuthenticated()
     user = await get_user(session, decode_access_token(token, settings))
     if user is None or not user.is_active:
         raise InvalidToken("Token does not belong to an active user")
+    request.state.user_id = user.id  # for the tracking middleware
     return user
 
 

@@ -12,14 +12,21 @@ SQL_CACHE_NAMES = ("", "db", "sql")
 REDIS_SCHEMES = ("redis", "rediss")
 
 
-def make_cache(cache_url: str | None, engine: AsyncEngine, ttls: CacheTtls) -> PredictionCache:
-    """The SQL cache for None, "", "db" or "sql"; the Redis cache for redis:// or rediss://."""
+def make_cache(
+    cache_url: str | None,
+    engine: AsyncEngine,
+    ttls: CacheTtls,
+    *,
+    redis_prefix: str = "fincoach:pc",
+) -> PredictionCache:
+    """The SQL cache for None, "", "db" or "sql"; the Redis cache for redis:// or rediss://
+    (its keys under ``redis_prefix``, so that several deployments can share one Redis)."""
     name = (cache_url or "").strip()
     if name.lower() in SQL_CACHE_NAMES:
         return SqlPredictionCache(engine, ttls)
     scheme = name.split("://", 1)[0].lower() if "://" in name else None
     if scheme in REDIS_SCHEMES:
-        return RedisPredictionCache(name, ttls)
+        return RedisPredictionCache(name, ttls, prefix=redis_prefix)
     # Name the scheme only: the URL may carry a password.
     shown = f"a {scheme}:// URL" if scheme is not None else repr(name)
     raise ValueError(

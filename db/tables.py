@@ -294,6 +294,25 @@ class ModelPerformance(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
+class JobRun(Base):
+    """One row per background job: its schedule, its last run, and who runs it now (a lease,
+    so that of several ingress replicas exactly one runs a due job)."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    period_s: Mapped[float] = mapped_column(Float)
+    next_run_at: Mapped[datetime]
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
+    last_status: Mapped[str | None] = mapped_column(String(20))
+    last_detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    last_duration_s: Mapped[float | None] = mapped_column(Float)
+    runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None]
+
+
 # The seven named indexes of the design, which `fincoach db check` verifies.
 REQUIRED_INDEXES: dict[str, str] = {
     "idx_behavioral_events_user_id": "behavioral_events",

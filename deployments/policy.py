@@ -17,7 +17,7 @@ class RecommenderDeployment(ModelDeployment):
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
         return await self._run(self._service.q_values, state, variant)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)  # type: ignore[arg-type]
     async def q_values_batched(
         self, states: list[np.ndarray], variants: list[str]
     ) -> list[tuple[np.ndarray, str]]:

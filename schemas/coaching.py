@@ -12,6 +12,19 @@ from schemas.common import RequestModel, ResponseModel
 FeedbackType = Literal["helpful", "not_helpful", "implemented", "dismissed"]
 
 
+def _now() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
+class CachedAnswer(BaseModel):
+    """Fields of answers served from the prediction cache."""
+
+    cached: bool = Field(default=False, description="True when served from the prediction cache")
+    generated_at: datetime = Field(default_factory=_now, description="When the answer was computed")
+
+
 class RecommendationResponse(ResponseModel):
     """The legacy shape of `GET /coaching/recommendation`."""
 
@@ -25,7 +38,7 @@ class RecommendationResponse(ResponseModel):
     created_at: datetime
 
 
-class EnhancedRecommendationResponse(RecommendationResponse):
+class EnhancedRecommendationResponse(RecommendationResponse, CachedAnswer):
     strategy: str
     strategy_source: Literal["bandit", "default"]
     segment_id: int | None
@@ -100,14 +113,14 @@ class WeekForecast(BaseModel):
     total_p50: float
 
 
-class SpendingPredictionResponse(BaseModel):
+class SpendingPredictionResponse(CachedAnswer):
     weeks: list[WeekForecast]
     model_version: str | None
     fallback: bool
     method: str
 
 
-class GoalProbabilityResponse(BaseModel):
+class GoalProbabilityResponse(CachedAnswer):
     goal_id: int
     probability: float | None
     risk_factors: list[dict[str, Any]]

@@ -37,6 +37,7 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
         "password_hash_time_cost": 1,
         "password_hash_memory_kib": 1024,
         "max_body_bytes": 64 * 1024,
+        "jobs_enabled": False,  # tests run jobs explicitly
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

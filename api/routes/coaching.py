@@ -18,6 +18,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from actors.bandit_book import segment_key
+from api.caching import (
+    ON_FEEDBACK,
+    ON_SEGMENT_CHANGE,
+    cached,
+    cached_call,
+    invalidate,
+    no_cache_requested,
+)
 from api.clients import ModelCallFailed, ModelClients
 from api.deps import CurrentUser, SessionDep
 from api.texts import action_text
@@ -42,6 +50,7 @@ from features.vocab import (
     STRATEGIES,
 )
 from models.rules import rule_based_action
+from schemas.behavior import BehavioralInsightsResponse
 from schemas.coaching import (
     BalanceWeek,
     CategoryForecast,
@@ -154,6 +163,7 @@ async def refresh_segment(
     if fallback:
         raise _no_segment()
     await session.commit()
+    await invalidate(request, user.id, ON_SEGMENT_CHANGE)
     assert row is not None
     return _segment_response(row)
 
@@ -336,6 +346,22 @@ async def _segment_popular(session: SessionDep, segment_id: int | None) -> int |
 async def read_enhanced_recommendation(
     request: Request, user: CurrentUser, session: SessionDep
 ) -> EnhancedRecommendationResponse:
+    """Segment-aware recommendation; the strategy is chosen by the bandit.
+    Served from the prediction cache while fresh (see `cached`, `generated_at`)."""
+    return await cached(
+        request,
+        user.id,
+        "recommendation",
+        EnhancedRecommendationResponse,
+        lambda: _read_enhanced_recommendation(request, user, session),
+        models=("cql_enhanced", "segmentation"),
+        kind="enhanced",
+    )
+
+
+async def _read_enhanced_recommendation(
+    request: Request, user: CurrentUser, session: SessionDep
+) -> EnhancedRecommendationResponse:
     """Segment-aware recommendation; the strategy is chosen by the bandit."""
     clients = clients_of(request)
     snapshot = await load_snapshot(session, user.id)
@@ -455,6 +481,7 @@ async def create_feedback(
             duplicate=True,
             bandit_updated=False,
         )
+    await invalidate(request, user.id, ON_FEEDBACK)
     updated = False
     if rec.strategy in STRATEGIES:
         updated = await clients_of(request).bandit_update(
@@ -469,7 +496,7 @@ async def create_feedback(
     )
 
 
-@router.get("/history", response_model=list[HistoryItem])
+@router.get("/history", response_model=list[HistoryItem], responses=problem_responses(422))
 async def read_history(
     user: CurrentUser,
     session: SessionDep,
@@ -553,13 +580,38 @@ async def read_spending_prediction(
     session: SessionDep,
     weeks: Annotated[int, Query(ge=1, le=4, description="Weeks ahead (1-4)")] = 4,
 ) -> SpendingPredictionResponse:
-    """Weekly spending per category for the next 1-4 weeks, p10/p50/p90."""
-    snapshot = await load_snapshot(session, user.id)
-    segment = await session.scalar(select(UserSegment).where(UserSegment.user_id == user.id))
+    """Weekly spending per category for the next 1-4 weeks, p10/p50/p90.
+    Served from the prediction cache while fresh (see `cached`, `generated_at`)."""
+    return await spending_prediction(
+        request.app.state, session, user.id, weeks, no_cache=no_cache_requested(request)
+    )
+
+
+async def spending_prediction(
+    state: Any, session: SessionDep, user_id: int, weeks: int, *, no_cache: bool = False
+) -> SpendingPredictionResponse:
+    """The spending forecast through the prediction cache (the route, and the warming job)."""
+    return await cached_call(
+        state,
+        user_id,
+        "spending",
+        SpendingPredictionResponse,
+        lambda: _compute_spending_prediction(state.models, session, user_id, weeks),
+        models=("forecast", "segmentation"),
+        no_cache=no_cache,
+        weeks=weeks,
+    )
+
+
+async def _compute_spending_prediction(
+    clients: ModelClients, session: SessionDep, user_id: int, weeks: int
+) -> SpendingPredictionResponse:
+    snapshot = await load_snapshot(session, user_id)
+    segment = await session.scalar(select(UserSegment).where(UserSegment.user_id == user_id))
     history = spend_history(snapshot)
     now = datetime.now(UTC)
     try:
-        quantiles, version = await clients_of(request).forecast(
+        quantiles, version = await clients.forecast(
             history, segment.segment_id if segment else None, weeks, now.isocalendar().week
         )
         fallback, method = False, "quantile gradient boosting"
@@ -592,9 +644,29 @@ async def read_spending_prediction(
 @router.get(
     "/goal-probability/{goal_id}",
     response_model=GoalProbabilityResponse,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 422),
 )
 async def read_goal_probability(
+    goal_id: Annotated[int, Path(gt=0, le=2**31 - 1)],
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+) -> GoalProbabilityResponse:
+    """Probability of reaching the goal by its date, the main risks, and the weekly saving that
+    would lift it to 75%.
+    Served from the prediction cache while fresh (see `cached`, `generated_at`)."""
+    return await cached(
+        request,
+        user.id,
+        "goal",
+        GoalProbabilityResponse,
+        lambda: _read_goal_probability(goal_id, request, user, session),
+        models=("goal_probability",),
+        goal=goal_id,
+    )
+
+
+async def _read_goal_probability(
     goal_id: Annotated[int, Path(gt=0, le=2**31 - 1)],
     request: Request,
     user: CurrentUser,
@@ -675,4 +747,42 @@ async def read_financial_forecast(
         weekly_income=round(income, 2),
         weeks=weeks,
         fallback=fallback,
+    )
+
+
+def _insights(activity: Any, behavior: dict[str, float]) -> list[str]:
+    out: list[str] = []
+    change = activity.behavior_change
+    if change.significant:
+        ratio = f"{change.rate_ratio:.1f}x" if change.rate_ratio else "far more"
+        out.append(
+            f"Your app activity this week is {ratio} the usual rate ({change.direction})."
+            if change.direction == "increase"
+            else "Your app activity dropped this week compared with the weeks before."
+        )
+    if behavior.get("impulse_buying_score", 0.0) > 0.5:
+        out.append("Many small unplanned purchases: a 24-hour rule could help.")
+    if behavior.get("savings_rate", 0.0) >= 0.2:
+        out.append("You save at least a fifth of your income: keep it up.")
+    elif behavior.get("savings_rate", 0.0) <= 0.02:
+        out.append("Almost nothing is being saved: start with a small automatic transfer.")
+    if activity.engagement_score < 20:
+        out.append("You rarely check in: a weekly review takes five minutes.")
+    return out
+
+
+@router.get("/behavioral-insights", response_model=BehavioralInsightsResponse)
+async def read_behavioral_insights(
+    user: CurrentUser, session: SessionDep
+) -> BehavioralInsightsResponse:
+    """Your last 30 days of app activity (summary, engagement 0-100, change detection) beside
+    the spending behavior the models see, with plain-language insights."""
+    from api.routes.events import summarize_events
+
+    activity = await summarize_events(session, user.id)
+    behavior = behavior_dict(await load_snapshot(session, user.id))
+    return BehavioralInsightsResponse(
+        activity=activity,
+        spending_behavior={k: round(v, 4) for k, v in behavior.items()},
+        insights=_insights(activity, behavior),
     )

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 import errors
 from api.problems import RETRY_AFTER_SECONDS, problem_response
+from schemas.ops import ComponentStatus, HealthResponse, ModelsResponse
+from schemas.problem import problem_responses
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/models")
-async def read_models(request: Request) -> dict[str, Any]:
+@router.get("/models", response_model=ModelsResponse)
+async def read_models(request: Request) -> ModelsResponse:
     """The version each model deployment serves and the result of its last swap."""
-    return {"deployments": await request.app.state.models.model_versions()}
+    return ModelsResponse.model_validate(
+        {"deployments": await request.app.state.models.model_versions()}
+    )
 
 
-@router.get("/health", responses={503: {"description": "The database is down"}})
-async def read_health(request: Request) -> Any:
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    responses={503: {**problem_responses(503)[503], "description": "The database is down"}},
+)
+async def read_health(request: Request) -> HealthResponse | JSONResponse:
     """Database, each model deployment and the bandit actor. 200 while the database answers
     (``status`` says "degraded" if a model or the actor does not: answers then use fallbacks),
     503 with Retry-After when it does not."""
@@ -39,7 +45,7 @@ async def read_health(request: Request) -> Any:
         )
     models = request.app.state.models
     deployments = await models.model_versions()
-    model_status = {
+    model_status: dict[str, ComponentStatus] = {
         name: "ok"
         if isinstance(info, dict)
         and "error" not in info
@@ -47,13 +53,12 @@ async def read_health(request: Request) -> Any:
         else "unavailable"
         for name, info in deployments.items()
     }
-    bandit = "ok" if await models.bandit_stats() is not None else "unavailable"
+    bandit: ComponentStatus = "ok" if await models.bandit_stats() is not None else "unavailable"
     healthy = all(v == "ok" for v in model_status.values()) and bandit == "ok"
-    body = {
-        "status": "ok" if healthy else "degraded",
-        "database": "ok",
-        "models": model_status,
-        "bandit": bandit,
-        "version": request.app.version,
-    }
-    return JSONResponse(body)
+    return HealthResponse(
+        status="ok" if healthy else "degraded",
+        database="ok",
+        models=model_status,
+        bandit=bandit,
+        version=request.app.version,
+    )

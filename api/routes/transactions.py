@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
+from api.caching import ON_TRANSACTION, invalidate
 from api.deps import CurrentUser, SessionDep
 from db.queries import transactions as q
 from schemas.common import Page
@@ -33,12 +34,13 @@ def _utc(value: datetime | None) -> datetime | None:
 
 @router.post("", status_code=201, response_model=TransactionResponse)
 async def create_transaction(
-    body: TransactionCreateRequest, user: CurrentUser, session: SessionDep
+    body: TransactionCreateRequest, request: Request, user: CurrentUser, session: SessionDep
 ) -> TransactionResponse:
     values = body.model_dump()
     values["occurred_at"] = values["occurred_at"] or datetime.now(UTC)
     row = await q.create_transaction(session, user.id, values)
     await session.commit()
+    await invalidate(request, user.id, ON_TRANSACTION)
     return TransactionResponse.model_validate(row)
 
 
@@ -84,8 +86,9 @@ async def read_transaction(
 
 @router.delete("/{transaction_id}", status_code=204, responses=problem_responses(404))
 async def delete_transaction(
-    transaction_id: TransactionId, user: CurrentUser, session: SessionDep
+    transaction_id: TransactionId, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
     await q.delete_transaction(session, user.id, transaction_id)
     await session.commit()
+    await invalidate(request, user.id, ON_TRANSACTION)
     return Response(status_code=204)

@@ -118,7 +118,7 @@ async def test_segments_job_assigns_every_user_idempotently(
     args = ("jobs", "run", "segments", "--model-dir", trained_models)
     first = run(*args, env_url=database_url)
     assert first.returncode == 0, first.stderr
-    assert "15 users" in first.stdout
+    assert "segments: ok" in first.stdout and "'assigned': 15" in first.stdout
     async with clean_engine.connect() as conn:
         rows = (await conn.execute(select(UserSegment.user_id, UserSegment.segment_id))).all()
     assert len(rows) == 15

@@ -1,0 +1,121 @@
+"""Background jobs on a real database with real models: each job runs and is recorded, the
+lease lets exactly one of two schedulers run a due job, and GET /jobs shows the table."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.app import create_app
+from api.security import hash_password
+from config import Settings
+from db.tables import JobRun, ModelPerformance, PredictionCache, User, UserSegment
+from jobs.runner import JOBS
+from jobs.scheduler import JobScheduler, ensure_rows, run_now
+from tests.conftest import test_settings
+from training.demo_data import DEMO_PASSWORD, load_population
+from training.simulator import SimConfig, simulate
+
+
+@pytest.fixture
+async def app_state(clean_engine: AsyncEngine, database_url: str, trained_models: str):
+    settings: Settings = test_settings(database_url, model_dir=trained_models)
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=today.weekday()) - timedelta(weeks=12)
+    population = simulate(SimConfig(n_users=8, n_weeks=12, seed=6, start=start))
+    await load_population(
+        clean_engine, population, hashed_password=hash_password(DEMO_PASSWORD, settings)
+    )
+    app = create_app(settings, engine=clean_engine)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def _row(engine: AsyncEngine, name: str) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(JobRun.__table__).where(JobRun.name == name))).one()
+
+
+async def test_every_job_runs_and_is_recorded(app_state, clean_engine: AsyncEngine) -> None:
+    state = app_state.state
+    for name in JOBS:
+        result = await run_now(state, name)
+        assert result["status"] == "ok", result
+        row = await _row(clean_engine, name)
+        assert row.last_status == "ok" and row.runs == 1 and row.lease_owner is None
+        expected_next = row.last_finished_at + timedelta(seconds=JOBS[name].period_s)
+        assert abs((row.next_run_at - expected_next).total_seconds()) < 1
+    async with clean_engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(UserSegment)) == 8
+        names = set((await conn.scalars(select(ModelPerformance.model_name))).all())
+        cached = await conn.scalar(select(func.count()).select_from(PredictionCache))
+    assert {"forecast_online", "segmentation_online"} <= names
+    assert cached == 8, "cache warming stores one forecast per active user"
+    # Idempotent: a second segments run stores the same assignments.
+    async with clean_engine.connect() as conn:
+        before = sorted(
+            (await conn.execute(select(UserSegment.user_id, UserSegment.segment_id))).all()
+        )
+    assert (await run_now(state, "segments"))["status"] == "ok"
+    async with clean_engine.connect() as conn:
+        after = sorted(
+            (await conn.execute(select(UserSegment.user_id, UserSegment.segment_id))).all()
+        )
+    assert after == before
+
+
+async def test_cache_cleanup_deletes_only_expired_rows(app_state, clean_engine) -> None:
+    state = app_state.state
+    async with clean_engine.connect() as conn:
+        uid = await conn.scalar(select(func.min(User.id)))
+    await state.cache.put(uid, "spending", "k=live", {"x": 1})
+    await state.cache.put(uid, "spending", "k=old", {"x": 2}, ttl_s=0.01)
+    await asyncio.sleep(0.05)
+    result = await run_now(state, "cache_cleanup")
+    assert result["detail"] == {"deleted": 1}
+    assert await state.cache.get(uid, "spending", "k=live") is not None
+
+
+async def test_two_schedulers_run_a_due_job_once(app_state, clean_engine) -> None:
+    state = app_state.state
+    await ensure_rows(state)
+    async with clean_engine.begin() as conn:
+        await conn.execute(
+            update(JobRun)
+            .where(JobRun.name == "cache_cleanup")
+            .values(next_run_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    a, b = JobScheduler(state), JobScheduler(state)
+    ran_a, ran_b = await asyncio.gather(a.tick(), b.tick())
+    assert sorted(ran_a + ran_b) == ["cache_cleanup"], (ran_a, ran_b)
+    assert (await _row(clean_engine, "cache_cleanup")).runs == 1
+    assert await a.tick() == [], "not due again until its period has passed"
+
+
+async def test_jobs_endpoint_and_a_held_lease(app_state, clean_engine) -> None:
+    state = app_state.state
+    await run_now(state, "cache_cleanup")
+    async with clean_engine.begin() as conn:
+        await conn.execute(
+            update(JobRun)
+            .where(JobRun.name == "segments")
+            .values(
+                lease_owner="other-replica", lease_until=datetime.now(UTC) + timedelta(minutes=5)
+            )
+        )
+    with pytest.raises(RuntimeError, match="running elsewhere"):
+        await run_now(state, "segments")
+    transport = httpx.ASGITransport(app=app_state)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        body = (await c.get("/jobs")).json()
+    jobs = {j["name"]: j for j in body["jobs"]}
+    assert set(jobs) == set(JOBS)
+    assert jobs["cache_cleanup"]["last_status"] == "ok" and jobs["cache_cleanup"]["runs"] == 1
+    assert jobs["segments"]["running_on"] == "other-replica"
+    assert body["scheduler_enabled"] is False

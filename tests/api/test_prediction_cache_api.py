@@ -1,0 +1,143 @@
+"""The prediction cache as the API uses it (in-process app, real database, real models):
+miss then hit, each invalidation rule, Cache-Control: no-cache, a model-version change, and the
+same through the Redis backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.app import create_app
+from api.security import hash_password
+from tests.conftest import IN_CI, test_settings
+from training.demo_data import DEMO_PASSWORD, demo_email, load_population
+from training.simulator import SimConfig, simulate
+
+REDIS_URL = os.environ.get("FINCOACH_TEST_REDIS_URL", "")
+
+
+@pytest.fixture(params=["db", "redis"])
+async def cached_client(
+    request: pytest.FixtureRequest,
+    clean_engine: AsyncEngine,
+    database_url: str,
+    trained_models: str,
+    tmp_path: Path,
+):
+    """An app on a copy of the registry (a test adds versions), with the SQL or Redis cache,
+    and six simulated users."""
+    if request.param == "redis" and not REDIS_URL:
+        if IN_CI:
+            pytest.fail("CI=true but FINCOACH_TEST_REDIS_URL is not set", pytrace=False)
+        pytest.skip("set FINCOACH_TEST_REDIS_URL=redis://127.0.0.1:6379/15 to run Redis tests")
+    prefix = f"fincoach-test:{uuid.uuid4().hex[:12]}"  # this test's own Redis keys
+    models = tmp_path / "artifacts"
+    shutil.copytree(trained_models, models)
+    settings = test_settings(
+        database_url,
+        model_dir=str(models),
+        cache_url=REDIS_URL if request.param == "redis" else "db",
+        cache_redis_prefix=prefix,
+    )
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=today.weekday()) - timedelta(weeks=16)
+    population = simulate(SimConfig(n_users=6, n_weeks=16, seed=4, start=start))
+    await load_population(
+        clean_engine, population, hashed_password=hash_password(DEMO_PASSWORD, settings)
+    )
+    app = create_app(settings, engine=clean_engine)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            r = await c.post(
+                "/auth/token", data={"username": demo_email(0), "password": DEMO_PASSWORD}
+            )
+            c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+            yield c, app, models
+    if request.param == "redis":  # only this test's keys: the Redis is shared
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(REDIS_URL)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+
+async def _get(c: httpx.AsyncClient, path: str, **headers: str) -> dict:
+    r = await c.get(path, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_spending_miss_hit_and_transaction_invalidation(cached_client) -> None:
+    c, _, _ = cached_client
+    first = await _get(c, "/coaching/spending-prediction?weeks=2")
+    second = await _get(c, "/coaching/spending-prediction?weeks=2")
+    assert first["cached"] is False and second["cached"] is True
+    assert second["generated_at"] == first["generated_at"] and second["weeks"] == first["weeks"]
+    other_horizon = await _get(c, "/coaching/spending-prediction?weeks=3")
+    assert other_horizon["cached"] is False
+    bypass = await _get(c, "/coaching/spending-prediction?weeks=2", **{"Cache-Control": "no-cache"})
+    assert bypass["cached"] is False
+    r = await c.post("/transactions", json={"amount": 42.0, "category": "dine_out"})
+    assert r.status_code == 201
+    after = await _get(c, "/coaching/spending-prediction?weeks=2")
+    assert after["cached"] is False, "a new transaction must drop the spending forecast"
+
+
+async def test_goal_change_drops_only_that_goal(cached_client) -> None:
+    c, _, _ = cached_client
+    target = (date.today() + timedelta(weeks=30)).isoformat()
+    ids = []
+    for name in ("Car", "Trip"):
+        r = await c.post("/goals", json={"name": name, "target_amount": 900, "target_date": target})
+        ids.append(r.json()["id"])
+    for gid in ids:
+        assert (await _get(c, f"/coaching/goal-probability/{gid}"))["cached"] is False
+        assert (await _get(c, f"/coaching/goal-probability/{gid}"))["cached"] is True
+    r = await c.patch(f"/goals/{ids[0]}", json={"current_amount": 300})
+    assert r.status_code == 200
+    assert (await _get(c, f"/coaching/goal-probability/{ids[0]}"))["cached"] is False
+    assert (await _get(c, f"/coaching/goal-probability/{ids[1]}"))["cached"] is True
+
+
+async def test_feedback_drops_the_recommendation(cached_client) -> None:
+    c, _, _ = cached_client
+    first = await _get(c, "/coaching/enhanced-recommendation")
+    again = await _get(c, "/coaching/enhanced-recommendation")
+    assert again["cached"] is True and again["id"] == first["id"]
+    r = await c.post("/coaching/feedback", json={"recommendation_id": first["id"], "helpful": True})
+    assert r.status_code == 200
+    fresh = await _get(c, "/coaching/enhanced-recommendation")
+    assert fresh["cached"] is False and fresh["id"] != first["id"]
+
+
+async def test_a_new_model_version_never_hits_the_old_entry(cached_client) -> None:
+    from models.registry import ModelRegistry
+
+    c, app, models = cached_client
+    old = await _get(c, "/coaching/spending-prediction?weeks=1")
+    assert (await _get(c, "/coaching/spending-prediction?weeks=1"))["cached"] is True
+    registry = ModelRegistry(models)
+    model, manifest = registry.load("forecast", old["model_version"])
+    v2 = registry.save(
+        "forecast",
+        model,
+        metrics=dict(manifest.metrics),
+        feature_names=list(manifest.feature_names),
+    ).version
+    reports = app.state.models.forecasting.apply({"forecast": v2})
+    assert all(r.ok for r in reports)
+    app.state.versions_memo = None  # what the 1-second refresh does
+    new = await _get(c, "/coaching/spending-prediction?weeks=1")
+    assert new["cached"] is False and new["model_version"] == v2

@@ -1,0 +1,327 @@
+"""Privacy filter for ``event_data``: drop sensitive keys, mask personal data inside strings.
+
+Keys are matched after normalisation: camelCase and acronyms are split (``ipAddress`` and
+``IPAddress`` both give ``ip address``), ``-``, ``_``, ``.`` and spaces separate tokens, and all
+is lowercased. A key is sensitive when
+
+* a run of adjacent tokens joined together equals a *token term* (``ip``, ``pan``, ``tel``,
+  ``api key`` -> ``apikey``, ``e_mail`` -> ``email``, ``date of birth``); terms this short
+  never match inside a longer word, so ``tipping``, ``recipient``, ``company``, ``expand``,
+  ``hotel``, ``discard`` and ``bicycle`` are kept;
+* its tokens joined together contain a *substring term*, reserved for words long and specific
+  enough to be unambiguous (``password``, ``token``, ``secret``, ``email``, ``address``,
+  ``passport``, ``creditcard``), so ``userEmail``, ``billingaddress`` and ``csrftoken`` go;
+* ``card`` or ``mobile`` stands alone or next to a qualifier (``cardNumber``, ``credit_card``,
+  ``card_cvv``, ``mobile_phone``). In other compounds they name UI cards and device classes,
+  so ``recommendation_card_id`` and ``is_mobile`` are kept; the value masks still catch a card
+  or phone number stored under such a key.
+
+A key that itself looks like personal data (an e-mail address, a card number used as a key)
+is dropped too; in the report it appears as its kind, e.g. ``prefs.[email]``.
+
+Values are masked only inside strings, in this order (earlier patterns protect their digits from
+later ones): e-mail, IBAN (mod-97 checked), card number (13-19 digits, Luhn checked, first digit
+2-9 so that millisecond epoch timestamps are left alone; printed groups must follow a card
+layout, so two dates in a row are not a card), IPv6, IPv4, phone (``+`` and 8-15 digits, or the
+North American ``(555) 123-4567`` / ``555-123-4567`` / ``555.123.4567`` forms). Bare digit runs
+without a ``+`` or separators are never phone numbers: they are as likely ids. UUIDs are never
+masked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+# Matched only as whole adjacent-token runs; plurals are listed explicitly.
+_TOKEN_TERMS: Final = frozenset(
+    {
+        # credentials
+        "pwd", "pin", "auth", "oauth", "bearer", "jwt", "jwts", "apikey", "apikeys",
+        "privatekey", "otp",
+        # contact
+        "mail", "mails", "phone", "phones", "tel", "msisdn",
+        # card
+        "pan", "cc", "ccnum", "ccnumber", "cvv", "cvv2", "cvc", "cvc2", "expiry", "last4",
+        # bank
+        "iban", "ibans", "bic", "swift", "accountnumber", "accountno", "accountnum", "acctno",
+        "acctnumber", "routingnumber", "routingno", "sortcode",
+        # identity
+        "ssn", "nationalid", "taxid", "firstname", "lastname", "fullname", "surname",
+        # location
+        "addr", "street", "postcode", "postcodes", "postalcode", "zip", "zipcode",
+        # network
+        "ip", "ips", "ipv4", "ipv6", "remoteaddr", "xforwardedfor", "forwardedfor", "xrealip",
+        # birth
+        "dob", "birth", "birthdate", "birthday", "dateofbirth",
+    }
+)  # fmt: skip
+# Matched anywhere in the joined tokens: long, unambiguous words only.
+_SUBSTRING_TERMS: Final = (
+    "password", "passwd", "passphrase", "secret", "token", "authorization", "cookie",
+    "credential", "email", "telephone", "phonenumber", "msisdn", "creditcard", "debitcard",
+    "cardnumber", "cardholder", "iban", "accountnumber", "routingnumber", "socialsecurity",
+    "nationalinsurance", "passport", "address", "dateofbirth",
+)  # fmt: skip
+# Words that are sensitive alone or next to a qualifier, innocent in other compounds.
+_QUALIFIED_TERMS: Final[dict[str, frozenset[str]]] = {
+    "card": frozenset(
+        {"number", "num", "no", "nr", "credit", "debit", "payment", "bank", "holder",
+         "security", "code", "pan", "cvv", "cvc", "expiry", "exp", "expiration", "last4"}
+    ),
+    "mobile": frozenset({"number", "num", "no", "nr", "phone", "tel"}),
+}  # fmt: skip
+
+_LONGEST_TOKEN_TERM: Final = max(map(len, _TOKEN_TERMS))
+
+_CAMEL_1 = re.compile(r"([a-z0-9])([A-Z])")
+_CAMEL_2 = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+
+
+def _tokens(key: str) -> list[str]:
+    spaced = _CAMEL_2.sub(r"\1 \2", _CAMEL_1.sub(r"\1 \2", key))
+    return [t.lower() for t in _SEPARATORS.split(spaced) if t]
+
+
+def is_sensitive_key(key: str) -> bool:
+    """Whether a key names personal data or a credential (see the module docstring)."""
+    tokens = _tokens(key)
+    if not tokens:
+        return False
+    joined = "".join(tokens)
+    if any(term in joined for term in _SUBSTRING_TERMS):
+        return True
+    for start in range(len(tokens)):
+        run = ""
+        for token in tokens[start:]:
+            run += token
+            if len(run) > _LONGEST_TOKEN_TERM:  # keeps a key of thousands of tokens linear
+                break
+            if run in _TOKEN_TERMS:
+                return True
+    for term, qualifiers in _QUALIFIED_TERMS.items():
+        plural = term + "s"
+        if term in tokens or plural in tokens:
+            others = {t for t in tokens if t not in (term, plural)}
+            if not others or others & qualifiers:
+                return True
+    return False
+
+
+# ---- value masks -------------------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}"
+    r"(?![\w-])"
+)
+# Either compact (11-30 BBAN characters) or printed in groups of four. Uppercase only: a
+# case-insensitive pattern would put ordinary words in front of the mod-97 check.
+_IBAN = re.compile(
+    r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}"
+    r"(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)"
+    r"(?![A-Za-z0-9])"
+)
+# A maximal run of digit groups separated by single spaces or dashes, not part of a word or a
+# decimal; the cards inside it are found by _replace_cards.
+_DIGIT_RUN = re.compile(r"(?<![\w.])\d+(?:[ -]\d+)*(?!\w)(?![-.]\d)")
+_RUN_SEPARATOR = re.compile(r"([ -])")
+# Printed card layouts besides groups of four (the last may be shorter): Amex 4-6-5, Diners 4-6-4.
+_CARD_LAYOUTS: Final = ((4, 6, 5), (4, 6, 4))
+# UUIDs are ids, never personal data; they are left out of every mask.
+_UUID = re.compile(
+    r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"(?![0-9A-Fa-f-])"
+)
+_IPV4 = re.compile(
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+    r"(?!\w)(?!\.\d)"
+)
+# Atomic, so that an invalid candidate is not retried as a shorter (valid) prefix.
+_IPV6_CANDIDATE = re.compile(
+    r"(?<![\w:.])(?>[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[\d.]+)?(?:%[\w.]+)?)"
+    r"(?![\w:])"
+)
+_PHONE = re.compile(
+    r"(?<![\w+])\+\d(?:[ -]?\(?\d\)?){7,14}(?!\w)(?![-.]\d)"  # international, 8-15 digits
+    r"|(?<![\w(])(?:\(\d{3}\) ?|\d{3}([-. ]))\d{3}(?(1)\1|[-. ])\d{4}(?!\w)(?![-.]\d)"
+)
+_DIGIT = re.compile(r"\d")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _is_card(groups: list[str]) -> bool:
+    if len(groups) > 1:
+        sizes = tuple(len(g) for g in groups)
+        fours = all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4
+        if not fours and sizes not in _CARD_LAYOUTS:
+            return False  # e.g. two dates, "2026-11-24 2026-12-01"
+    digits = "".join(groups)
+    # No issuer uses a leading 0 or 1 (1 is UATP, airline-only); epoch milliseconds start with 1.
+    return 13 <= len(digits) <= 19 and digits[0] not in "01" and _luhn_ok(digits)
+
+
+def _replace_cards(run: str) -> str | None:
+    """``run`` with each card number in it masked (leftmost, then longest first), or None."""
+    parts = _RUN_SEPARATOR.split(run)  # digits, sep, digits, sep, ...
+    groups, seps = parts[::2], parts[1::2]
+    out: list[str] = []
+    found = False
+    i = 0
+    while i < len(groups):
+        end, n_digits = i, 0
+        while end < len(groups) and n_digits + len(groups[end]) <= 19:
+            n_digits += len(groups[end])
+            end += 1
+        # Every layout starts with a group of four, or is one group of 13-19 digits.
+        starts = len(groups[i]) == 4 or 13 <= len(groups[i]) <= 19
+        for j in range(end if starts else i, i, -1):  # groups[i:j]
+            if _is_card(groups[i:j]):
+                out.append("[card]")
+                if j < len(groups):
+                    out.append(seps[j - 1])
+                found, i = True, j
+                break
+        else:
+            out.append(groups[i])
+            if i < len(seps):
+                out.append(seps[i])
+            i += 1
+    return "".join(out) if found else None
+
+
+def _replace_iban(candidate: str) -> str | None:
+    """The longest prefix of ``candidate`` (whole groups) that passes mod-97, masked."""
+    groups = candidate.split(" ")
+    for n in range(len(groups), 0, -1):
+        iban = "".join(groups[:n])
+        if 15 <= len(iban) <= 34 and _mod97_ok(iban):
+            rest = " ".join(groups[n:])
+            return "[iban]" + (" " + rest if rest else "")
+    return None
+
+
+def _mod97_ok(iban: str) -> bool:
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _replace_ipv6(candidate: str) -> str | None:
+    if not any(ch not in ":." for ch in candidate):
+        return None
+    try:
+        ipaddress.IPv6Address(candidate)
+    except ValueError:
+        return None
+    return "[ip]"
+
+
+def _replace_phone(candidate: str) -> str | None:
+    if candidate.startswith("+") and not 8 <= len(_DIGIT.findall(candidate)) <= 15:
+        return None
+    return "[phone]"
+
+
+def _always(kind: str) -> Callable[[str], str | None]:
+    return lambda _: f"[{kind}]"
+
+
+# (kind, candidate pattern, candidate -> replacement or None to keep it). Order matters: an
+# e-mail or IBAN holds digit runs a later pattern would take for a card or phone number.
+_MASKS: Final[tuple[tuple[str, re.Pattern[str], Callable[[str], str | None]], ...]] = (
+    ("email", _EMAIL, _always("email")),
+    ("iban", _IBAN, _replace_iban),
+    ("card", _DIGIT_RUN, _replace_cards),
+    ("ip", _IPV6_CANDIDATE, _replace_ipv6),
+    ("ip", _IPV4, _always("ip")),
+    ("phone", _PHONE, _replace_phone),
+)
+
+
+def _mask_segment(text: str, kinds: list[str]) -> str:
+    for kind, pattern, replacement in _MASKS:
+
+        def replace(m: re.Match[str], kind: str = kind, replacement: Any = replacement) -> str:
+            new: str | None = replacement(m.group(0))
+            if new is None:
+                return m.group(0)
+            if kind not in kinds:
+                kinds.append(kind)
+            return new
+
+        text = pattern.sub(replace, text)
+    return text
+
+
+def mask_text(text: str) -> tuple[str, list[str]]:
+    """``text`` with personal data replaced by ``[kind]``, and the kinds found (each once)."""
+    kinds: list[str] = []
+    parts: list[str] = []
+    start = 0
+    for m in _UUID.finditer(text):
+        parts.append(_mask_segment(text[start : m.start()], kinds))
+        parts.append(m.group(0))
+        start = m.end()
+    parts.append(_mask_segment(text[start:], kinds))
+    return "".join(parts), kinds
+
+
+# ---- the walk ----------------------------------------------------------------------------
+
+
+def _child_path(parent: str, key: str) -> str:
+    return f"{parent}.{key}" if parent else key
+
+
+def _scrub_value(value: Any, path: str, report: list[str]) -> Any:
+    if isinstance(value, str):
+        masked, kinds = mask_text(value)
+        report.extend(f"masked:{kind}:{path or '$'}" for kind in kinds)
+        return masked
+    if isinstance(value, Mapping):
+        return _scrub_mapping(value, path, report)
+    if isinstance(value, list | tuple):
+        return [_scrub_value(item, f"{path}[{i}]", report) for i, item in enumerate(value)]
+    return value
+
+
+def _scrub_mapping(data: Mapping[Any, Any], path: str, report: list[str]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, value in data.items():
+        name = str(key)
+        masked_name, kinds = mask_text(name)
+        if kinds:
+            # The key itself is personal data: report its kind, never its text.
+            report.append(f"dropped:{_child_path(path, masked_name)}")
+            continue
+        if is_sensitive_key(name):
+            report.append(f"dropped:{_child_path(path, name)}")
+            continue
+        out[key] = _scrub_value(value, _child_path(path, name), report)
+    return out
+
+
+def scrub_with_report(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A scrubbed copy of ``data`` and what was removed, without the values.
+
+    Report entries are ``dropped:<key path>`` and ``masked:<kind>:<key path>`` with paths
+    like ``items[0].note``; ``data`` is not modified.
+    """
+    report: list[str] = []
+    return _scrub_mapping(data, "", report), report
+
+
+def scrub(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with sensitive keys dropped and personal data masked in strings."""
+    return scrub_with_report(data)[0]
