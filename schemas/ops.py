@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -39,6 +40,12 @@ class ModelsResponse(BaseModel):
     )
 
 
+class JobBrief(BaseModel):
+    last_status: str | None = Field(description="ok, failed, running, or null (never run)")
+    last_finished_at: datetime | None
+    next_run_at: datetime
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         description='"degraded" when a model or the bandit is unavailable (fallbacks answer)'
@@ -49,3 +56,6 @@ class HealthResponse(BaseModel):
     )
     bandit: ComponentStatus = Field(description="Whether the bandit statistics answer")
     version: str = Field(description="API version")
+    jobs: dict[str, JobBrief] = Field(
+        default_factory=dict, description="Background jobs by name: last result, next run"
+    )

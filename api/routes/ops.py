@@ -8,7 +8,8 @@ from sqlalchemy import text
 
 import errors
 from api.problems import RETRY_AFTER_SECONDS, problem_response
-from schemas.ops import ComponentStatus, HealthResponse, ModelsResponse
+from jobs.scheduler import job_table
+from schemas.ops import ComponentStatus, HealthResponse, JobBrief, ModelsResponse
 from schemas.problem import problem_responses
 
 router = APIRouter(tags=["operations"])
@@ -55,10 +56,22 @@ async def read_health(request: Request) -> HealthResponse | JSONResponse:
     }
     bandit: ComponentStatus = "ok" if await models.bandit_stats() is not None else "unavailable"
     healthy = all(v == "ok" for v in model_status.values()) and bandit == "ok"
+    try:
+        jobs = {
+            row.name: JobBrief(
+                last_status=row.last_status,
+                last_finished_at=row.last_finished_at,
+                next_run_at=row.next_run_at,
+            )
+            for row in await job_table(request.app.state)
+        }
+    except Exception:  # noqa: BLE001 - the job table is informative; health is the DB above
+        jobs = {}
     return HealthResponse(
         status="ok" if healthy else "degraded",
         database="ok",
         models=model_status,
         bandit=bandit,
         version=request.app.version,
+        jobs=jobs,
     )

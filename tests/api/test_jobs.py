@@ -114,6 +114,9 @@ async def test_jobs_endpoint_and_a_held_lease(app_state, clean_engine) -> None:
     transport = httpx.ASGITransport(app=app_state)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         body = (await c.get("/jobs")).json()
+        health = (await c.get("/health")).json()
+    assert health["jobs"]["cache_cleanup"]["last_status"] == "ok"
+    assert set(health["jobs"]) == set(JOBS)
     jobs = {j["name"]: j for j in body["jobs"]}
     assert set(jobs) == set(JOBS)
     assert jobs["cache_cleanup"]["last_status"] == "ok" and jobs["cache_cleanup"]["runs"] == 1

@@ -211,7 +211,7 @@ def test_openapi_ops_schemas_have_the_named_fields(spec: dict[str, Any]) -> None
     assert list(_props(spec, "DeploymentError")) == ["error"]
 
     health = _props(spec, "HealthResponse")
-    assert list(health) == ["status", "database", "models", "bandit", "version"]
+    assert list(health) == ["status", "database", "models", "bandit", "version", "jobs"]
     assert health["status"]["enum"] == ["ok", "degraded"]
     assert health["database"]["const"] == "ok"
     assert health["models"]["additionalProperties"]["enum"] == ["ok", "unavailable"]
@@ -250,5 +250,12 @@ def test_ops_models_keep_the_shapes_the_services_report() -> None:
         "models": {"SegmentationDeployment": "ok", "RecommenderDeployment": "unavailable"},
         "bandit": "ok",
         "version": "0.1.0",
+        "jobs": {
+            "segments": {
+                "last_status": "ok",
+                "last_finished_at": "2026-11-24T12:00:00Z",
+                "next_run_at": "2026-11-25T12:00:00Z",
+            }
+        },
     }
     assert HealthResponse.model_validate(health).model_dump(mode="json") == health
