@@ -44,7 +44,12 @@ FINCOACH = str(Path(sys.executable).parent / "fincoach")
 ENDPOINTS = {
     "enhanced-recommendation": "/coaching/enhanced-recommendation",
     "users/me": "/users/me",
+    "spending-prediction-cached": "/coaching/spending-prediction?weeks=4",
 }
+# The enhanced recommendation is measured uncached (the target); the cached spending
+# forecast is the prediction cache's read path (warmed by the warm-up phase).
+ENDPOINT_HEADERS = {"enhanced-recommendation": {"Cache-Control": "no-cache"}}
+ANSWER_CHECKED = {"enhanced-recommendation", "spending-prediction-cached"}
 VARIANT_ENV: dict[str, dict[str, str]] = {
     "default": {},
     "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
@@ -270,6 +275,7 @@ class Cell:
     other_cpu_s: float = 0.0  # busy CPU of the machine outside the server tree and this client
     loadavg: str = ""
     cpu_by_process: dict[str, dict[str, float]] = field(default_factory=dict)
+    cached_share: float | None = None
 
 
 async def _phase(
@@ -285,7 +291,7 @@ async def _phase(
 
     latencies: list[float] = []
     errors: Counter[str] = Counter()
-    counts = {"started": 0, "fallback": 0, "answers": 0}
+    counts = {"started": 0, "fallback": 0, "answers": 0, "cached": 0}
     started = time.perf_counter()
     end = started + seconds
 
@@ -304,9 +310,12 @@ async def _phase(
                 errors[f"HTTP {r.status_code}"] += 1
             elif check_fallback:
                 counts["answers"] += 1
-                counts["fallback"] += r.json().get("fallback") is True
+                answer = r.json()
+                counts["fallback"] += answer.get("fallback") is True
+                counts["cached"] += answer.get("cached") is True
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    _phase.last_cached = counts["cached"]  # type: ignore[attr-defined]
     return time.perf_counter() - started, latencies, errors, counts["fallback"], counts["answers"]
 
 
@@ -323,7 +332,9 @@ async def run_cell(
     import numpy as np
 
     path = ENDPOINTS[endpoint]
-    check = endpoint == "enhanced-recommendation"
+    check = endpoint in ANSWER_CHECKED
+    extra = ENDPOINT_HEADERS.get(endpoint, {})
+    headers = [{**h, **extra} for h in headers]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     cell = Cell(server.setup, endpoint, concurrency)
     async with httpx.AsyncClient(base_url=server.base, limits=limits, timeout=30) as client:
@@ -343,6 +354,7 @@ async def run_cell(
         cell.p50_ms = float(np.percentile(lat, 50) * 1000)
         cell.p99_ms = float(np.percentile(lat, 99) * 1000)
     cell.fallback_share = fallbacks / answers if check and answers else None
+    cell.cached_share = _phase.last_cached / answers if check and answers else None  # type: ignore[attr-defined]
     cell.cpu_by_process = cpu_by_label(procs0, procs1)
     cell.server_cpu_s = sum(v["cpu_s"] for v in cell.cpu_by_process.values())
     cell.client_cpu_s = cpu1 - cpu0
@@ -438,6 +450,8 @@ def app_env(url: str, model_dir: str) -> dict[str, str]:
         "FINCOACH_JWT_SECRET": JWT_SECRET,
         "FINCOACH_PASSWORD_HASH_TIME_COST": "1",
         "FINCOACH_PASSWORD_HASH_MEMORY_KIB": "1024",
+        # Background jobs (cache warming, evaluation) would burst CPU mid-measurement.
+        "FINCOACH_JOBS_ENABLED": "false",
     }
 
 
@@ -766,8 +780,9 @@ def _foreign(c: Cell) -> bool:
 
 def markdown_table(cells: list[Cell], setups: list[str]) -> str:
     rows = [
-        "| endpoint | concurrency | setup | req/s | p50 ms | p99 ms | errors | fallback share |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| endpoint | concurrency | setup | req/s | p50 ms | p99 ms | errors | fallback share "
+        "| cached share |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     order = {s: i for i, s in enumerate(setups)}
     for c in sorted(
@@ -776,7 +791,8 @@ def markdown_table(cells: list[Cell], setups: list[str]) -> str:
         rows.append(
             f"| {c.endpoint} | {c.concurrency} | {c.setup}{' †' if _foreign(c) else ''} | "
             f"{c.rps:,.1f} | {c.p50_ms:.1f} | "
-            f"{c.p99_ms:.1f} | {c.errors} of {c.requests} | {_fmt_share(c.fallback_share)} |"
+            f"{c.p99_ms:.1f} | {c.errors} of {c.requests} | {_fmt_share(c.fallback_share)} | "
+            f"{_fmt_share(c.cached_share)} |"
         )
     if any(_foreign(c) for c in cells):
         rows.append(

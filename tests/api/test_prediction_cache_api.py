@@ -141,3 +141,23 @@ async def test_a_new_model_version_never_hits_the_old_entry(cached_client) -> No
     app.state.versions_memo = None  # what the 1-second refresh does
     new = await _get(c, "/coaching/spending-prediction?weeks=1")
     assert new["cached"] is False and new["model_version"] == v2
+
+
+async def test_many_concurrent_cached_reads_do_not_exhaust_the_pool(cached_client) -> None:
+    """Every request holds a session connection while it reads the cache: with the cache on
+    the same pool, 40 concurrent reads waited for each other until the pool timed out."""
+    import asyncio
+
+    c, _, _ = cached_client
+    await _get(c, "/coaching/spending-prediction?weeks=2")
+    responses = await asyncio.wait_for(
+        asyncio.gather(*(c.get("/coaching/spending-prediction?weeks=2") for _ in range(40))),
+        timeout=25,
+    )
+    assert [r.status_code for r in responses] == [200] * 40
+    assert all(r.json()["cached"] for r in responses)
+    posted = await asyncio.wait_for(
+        asyncio.gather(*(c.post("/events", json={"event_type": "search"}) for _ in range(40))),
+        timeout=25,
+    )
+    assert [r.status_code for r in posted] == [202] * 40
