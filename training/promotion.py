@@ -103,11 +103,28 @@ def _set(config: Path, name: str, version: str | None, *, record: bool) -> Chang
     return change
 
 
-def promote(config: Path, registry: ModelRegistry, name: str, version: str) -> Change:
-    """Pin ``name`` to ``version`` (which must load from the registry) in the config."""
+def promote(
+    config: Path,
+    registry: ModelRegistry,
+    name: str,
+    version: str,
+    *,
+    live_version: str | None = None,
+) -> Change:
+    """Pin ``name`` to ``version`` (which must load from the registry) in the config.
+
+    When nothing was pinned ("newest"), ``live_version`` (what the running app serves, if
+    known) is recorded as the previous version, so a rollback returns to the version that was
+    actually serving, not to whatever is newest by then (a new version trained since)."""
     _deployment(yaml.safe_load(config.read_text()), name)
     registry.load(name, version)  # refuses a missing, tampered or incompatible version
-    return _set(config, name, version, record=True)
+    change = _set(config, name, version, record=False)
+    if change.previous is None and live_version is not None:
+        change = Change(name, live_version, version, change.at)
+    history = _history(config)
+    history.append(change.__dict__)
+    history_path(config).write_text(json.dumps(history, indent=1))
+    return change
 
 
 def rollback(config: Path, name: str) -> Change:

@@ -56,3 +56,13 @@ def test_promote_refuses_what_cannot_serve(setup) -> None:
     with pytest.raises(PromotionError, match="unknown model"):
         promote(config, registry, "nonsense", "v1")
     assert config.read_text() == before
+
+
+def test_rollback_from_unpinned_returns_to_the_version_that_was_serving(setup) -> None:
+    """Nothing pinned means "newest"; after v3 was trained, "newest" is no longer what served.
+    The promotion records the live version, and the rollback pins it."""
+    config, registry = setup
+    promote(config, registry, "cql_enhanced", "v3", live_version="v1")
+    back = rollback(config, "cql_enhanced")
+    assert (back.previous, back.current) == ("v3", "v1")
+    assert _versions(config, "RecommenderDeployment") == {"cql_enhanced": "v1"}
