@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
+    # Rate limits and login throttling (api/ratelimit.py), in memory per process: each ingress
+    # replica counts on its own. 0 turns a limit off.
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=0)
+    login_max_failures: int = Field(default=5, ge=0)
+    login_max_failures_per_client: int = Field(default=20, ge=0)
+    login_failure_window_minutes: int = Field(default=15, ge=1)
+
     # Prediction cache: "db" (the prediction_cache table, default), "off", or redis://...
     cache_url: str = Field(default="db", description="db, off, or a redis:// URL")
     cache_redis_prefix: str = Field(default="fincoach:pc", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
@@ -71,6 +79,10 @@ class Settings(BaseSettings):
     # Behavioral events: group commit per ingress replica (1 = commit per event).
     event_batch_size: int = Field(default=10, ge=1, le=1000)
     event_batch_delay_ms: float = Field(default=5.0, gt=0, le=1000)
+
+    # Logs of the in-process app (under Serve, serve_config.yaml's logging_config applies).
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("cors_origins", mode="before")
     @classmethod

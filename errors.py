@@ -22,6 +22,7 @@ MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 INTERNAL_ERROR = "INTERNAL_ERROR"
 INSUFFICIENT_HISTORY = "INSUFFICIENT_HISTORY"
+RATE_LIMITED = "RATE_LIMITED"
 
 
 class CoachError(Exception):
@@ -84,3 +85,12 @@ class ServiceUnavailable(CoachError):
     status = 503
     code = SERVICE_UNAVAILABLE
     title = "Service unavailable"
+
+
+class RateLimited(CoachError):
+    status = 429
+    code = RATE_LIMITED
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})

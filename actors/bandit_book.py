@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
+from api import metrics
 from db.engine import make_engine
 from db.tables import RecommendationFeedback, RecommendationHistory
 from features.vocab import STRATEGIES
@@ -78,7 +79,9 @@ class BanditBook:
 
     async def select(self, segment: str) -> str:
         async with self._lock:
-            return self._stats.choose(segment, self._rng)
+            strategy = self._stats.choose(segment, self._rng)
+        metrics.count_bandit_selection(strategy, segment)
+        return strategy
 
     async def update(self, feedback_id: int, strategy: str, segment: str, reward: float) -> bool:
         """Apply one committed feedback; False if it was already counted."""
@@ -87,7 +90,8 @@ class BanditBook:
                 return False
             self._stats.update(strategy, segment, reward)
             self._seen.add(feedback_id)
-            return True
+        metrics.count_bandit_update(strategy, segment, reward)
+        return True
 
     async def stats(self) -> dict[str, Any]:
         async with self._lock:

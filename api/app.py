@@ -12,6 +12,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.clients import ModelClients
+from api.headers import install_security_headers
+from api.logging_setup import configure_logging
 from api.problems import BodySizeLimitMiddleware, RequestIdMiddleware, install_problem_handlers
 from api.routes import (
     auth,
@@ -74,6 +76,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
+        configure_logging(cfg.log_format, cfg.log_level)
         own_engine = engine is None
         db = engine or make_engine(cfg.database_url, pool_size=cfg.database_pool_size)
         app.state.settings = cfg
@@ -130,4 +133,5 @@ def create_app(
     app.add_middleware(EventTrackingMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=cfg.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
+    install_security_headers(app, hsts=cfg.env == "production")  # last: the outermost
     return app

@@ -6,7 +6,8 @@ second per ingress replica (``VERSIONS_TTL_S``), so for up to that second after 
 can still hit an entry of the version it last saw; after that, the old entries are unreachable
 and expire. Fallback answers are never cached. A request with ``Cache-Control: no-cache``
 skips the lookup (and still refreshes the entry). A cache that fails is logged and treated as
-a miss: the answer is computed, never refused.
+a miss: the answer is computed, never refused. Each answer counts as a hit or a miss in
+``fincoach_cache_hits_total`` / ``fincoach_cache_misses_total`` (per prediction type).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel
 
+from api import metrics
 from cache.base import PredictionCache, key_prefix, make_key
 
 logger = logging.getLogger("fincoach.cache")
@@ -106,7 +108,9 @@ async def cached_call(
             logger.warning("cache read failed (%s): computing", exc)
             hit = None
         if hit is not None:
+            metrics.count_cache(prediction_type, hit=True)
             return model.model_validate({**hit.data, "cached": True})
+    metrics.count_cache(prediction_type, hit=False)
     answer = await compute()
     if not getattr(answer, "fallback", False):
         try:

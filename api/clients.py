@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
+
+from api import metrics
 
 logger = logging.getLogger("fincoach.api")
 T = TypeVar("T")
@@ -54,30 +57,37 @@ class LocalModelClients:
             service.apply()
         self.bandit = bandit  # a BanditBook, or None for "unreachable"
 
-    async def _call(self, fn: Any, *args: Any) -> Any:
+    async def _call(self, fn: Any, *args: Any, model: str) -> Any:
+        start = time.perf_counter()
         try:
-            return await asyncio.to_thread(fn, *args)
+            result = await asyncio.to_thread(fn, *args)
         except Exception as exc:  # noqa: BLE001 - every model failure degrades the same way
             raise ModelCallFailed(f"{type(exc).__name__}: {exc}") from exc
+        metrics.observe_model_latency(model, "in_process", time.perf_counter() - start)
+        return result
 
     async def assign_segment(self, features: np.ndarray) -> dict[str, Any]:
-        return (await self._call(self.segmentation.assign, features))[0]
+        return (await self._call(self.segmentation.assign, features, model="segmentation"))[0]
 
     async def segment_characteristics(self) -> list[dict[str, Any]]:
-        return await self._call(self.segmentation.characteristics)
+        return await self._call(self.segmentation.characteristics, model="segmentation")
 
     async def forecast(
         self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
     ) -> tuple[np.ndarray, str]:
-        return await self._call(self.forecasting.forecast, history, segment, horizon, week_of_year)
+        return await self._call(
+            self.forecasting.forecast, history, segment, horizon, week_of_year, model="forecast"
+        )
 
     async def goal(
         self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        return await self._call(self.forecasting.goal, features, saving_inputs)
+        return await self._call(
+            self.forecasting.goal, features, saving_inputs, model="goal_probability"
+        )
 
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
-        return await self._call(self.recommender.q_values, state, variant)
+        return await self._call(self.recommender.q_values, state, variant, model=f"cql_{variant}")
 
     async def model_versions(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.ratelimit import enforce_user_limit
 from api.security import decode_access_token
 from config import Settings
 from db.queries.users import get_user
@@ -41,7 +42,10 @@ async def get_current_user(
 ) -> User:
     if not token:
         raise NotAuthenticated()
-    user = await get_user(session, decode_access_token(token, settings))
+    user_id = decode_access_token(token, settings)
+    # Limited once the token is verified, before the database is asked about the user.
+    enforce_user_limit(request, user_id)
+    user = await get_user(session, user_id)
     if user is None or not user.is_active:
         raise InvalidToken("Token does not belong to an active user")
     request.state.user_id = user.id  # for the tracking middleware

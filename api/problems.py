@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import errors
+from api import metrics
+from api.logging_setup import REQUEST_ID
 from schemas.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
 
 logger = logging.getLogger("fincoach.api")
@@ -28,6 +30,9 @@ _STATUS_CODES = {
 }
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 RETRY_AFTER_SECONDS = "5"
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+# The detail of the 400 FastAPI raises for a body it cannot decode (fastapi.routing).
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -91,6 +96,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     detail = "; ".join(f"{e.field}: {e.message}" for e in field_errors[:5])
+    if request.method == "POST" and request.url.path.startswith("/events"):
+        metrics.count_events_rejected("validation")
     return problem_response(
         request,
         status=422,
@@ -101,8 +108,27 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unparsable_body(request: Request) -> JSONResponse:
+    # FastAPI answers 400 when a body it should decode is not UTF-8 JSON or form data; a body
+    # that is not JSON at all is already its 422 json_invalid. Both are invalid input, which
+    # every route documents as 422. The body itself is never echoed (it may hold a password).
+    error = FieldError(
+        field="body", message="the body could not be decoded", type="body_unparsable"
+    )
+    return problem_response(
+        request,
+        status=422,
+        title="Invalid request",
+        code=errors.VALIDATION_ERROR,
+        detail=f"{error.field}: {error.message}",
+        errors=[error.model_dump()],
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
+        return _unparsable_body(request)
     code = _STATUS_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
     return problem_response(
@@ -141,7 +167,33 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _document_problem_media_type(app: FastAPI) -> None:
+    """Problem bodies are sent as application/problem+json, but FastAPI documents the model of
+    a ``responses=`` entry under the route's own media type (application/json), leaving the
+    problem media type without a schema: move the schema to where the bodies are."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()  # cached by FastAPI: edited once, in place
+        for item in spec.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+                for response in responses.values():
+                    content = response.get("content", {})
+                    moved = content.get("application/json", {}).get("schema") == {
+                        "$ref": PROBLEM_SCHEMA_REF
+                    }
+                    if PROBLEM_MEDIA_TYPE in content and moved:
+                        content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    _document_problem_media_type(app)
     app.add_exception_handler(errors.CoachError, _coach_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -151,7 +203,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 class RequestIdMiddleware:
-    """Gives each request an id (the client's X-Request-ID if sane) and echoes it back."""
+    """Gives each request an id (the client's X-Request-ID if sane) and echoes it back. An id
+    an outer layer put in ``scope["state"]`` is kept as it is, and that layer echoes it (the
+    Serve ingress: Serve's own request id, which its proxy sends back)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -160,17 +214,26 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        preset = state.get("request_id")
+        if preset:
+            request_id, echo = str(preset), False
+        else:
+            incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+            request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+            state["request_id"], echo = request_id, True
 
         async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and echo:
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = REQUEST_ID.set(request_id)  # for the log lines of this request
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 class BodySizeLimitMiddleware:

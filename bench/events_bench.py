@@ -115,6 +115,7 @@ def app_env(url: str, model_dir: str, batch_size: int) -> dict[str, str]:
             "FINCOACH_ENV": "test",
             "FINCOACH_JWT_SECRET": SECRET,
             "FINCOACH_JOBS_ENABLED": "false",
+            "FINCOACH_RATE_LIMIT_PER_MINUTE": "0",  # 20 users posting hundreds of events/s
             "FINCOACH_EVENT_BATCH_SIZE": str(batch_size),
             "FINCOACH_DATABASE_POOL_SIZE": "10",
             "OMP_NUM_THREADS": "1",

@@ -23,12 +23,14 @@ from pathlib import Path
 import httpx
 
 FINCOACH = str(Path(sys.executable).parent / "fincoach")
+USERS = 40
 
 
 async def main(opts: argparse.Namespace) -> int:
     async with httpx.AsyncClient(base_url=opts.base, timeout=30) as client:
         headers = []
-        for i in range(1, 9):
+        # Spread over 40 users: each stays well under the per-user rate limit (600/min).
+        for i in range(1, USERS + 1):
             r = await client.post(
                 "/auth/token",
                 data={"username": f"demo{i}@demo.fincoach.example", "password": "demo-password"},
@@ -46,7 +48,7 @@ async def main(opts: argparse.Namespace) -> int:
             i = w
             while time.monotonic() < end:
                 try:
-                    r = await client.get("/coaching/recommendation", headers=headers[i % 8])
+                    r = await client.get("/coaching/recommendation", headers=headers[i % USERS])
                     statuses[str(r.status_code)] += 1
                     if r.status_code == 200:
                         body = r.json()

@@ -452,6 +452,9 @@ def app_env(url: str, model_dir: str) -> dict[str, str]:
         "FINCOACH_PASSWORD_HASH_MEMORY_KIB": "1024",
         # Background jobs (cache warming, evaluation) would burst CPU mid-measurement.
         "FINCOACH_JOBS_ENABLED": "false",
+        # 20 users driving hundreds of requests/s: the per-user rate limit would answer 429.
+        "FINCOACH_RATE_LIMIT_PER_MINUTE": "0",
+        "FINCOACH_LOGIN_MAX_FAILURES": "0",
     }
 
 

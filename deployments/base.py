@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from api import metrics
 from models.registry import ModelRegistry
 from models.serving import ModelService
 
@@ -56,6 +58,14 @@ class ModelDeployment:
     def versions(self) -> dict[str, Any]:
         return self._service.versions()
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        # CPU work off the event loop: health checks and reconfigure share it.
-        return await asyncio.to_thread(fn, *args)
+    async def _run(self, fn: Callable[..., T], *args: Any, model: str | None = None) -> T:
+        """``fn(*args)`` off the event loop (health checks and reconfigure share it); its time
+        goes to ``fincoach_model_latency_seconds{model}`` (Serve adds the deployment tag)."""
+        start = time.perf_counter()
+        result = await asyncio.to_thread(fn, *args)
+        metrics.observe_model_latency(
+            model or str(getattr(fn, "__name__", "unknown")),
+            type(self).__name__,
+            time.perf_counter() - start,
+        )
+        return result

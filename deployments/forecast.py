@@ -20,9 +20,13 @@ class ForecastingDeployment(ModelDeployment):
     async def forecast(
         self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
     ) -> tuple[np.ndarray, str]:
-        return await self._run(self._service.forecast, history, segment, horizon, week_of_year)
+        return await self._run(
+            self._service.forecast, history, segment, horizon, week_of_year, model="forecast"
+        )
 
     async def goal(
         self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        return await self._run(self._service.goal, features, saving_inputs)
+        return await self._run(
+            self._service.goal, features, saving_inputs, model="goal_probability"
+        )

@@ -15,7 +15,7 @@ class RecommenderDeployment(ModelDeployment):
     _service: RecommenderService
 
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
-        return await self._run(self._service.q_values, state, variant)
+        return await self._run(self._service.q_values, state, variant, model=f"cql_{variant}")
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)  # type: ignore[arg-type]
     async def q_values_batched(
@@ -23,4 +23,5 @@ class RecommenderDeployment(ModelDeployment):
     ) -> list[tuple[np.ndarray, str]]:
         """The same answers as ``q_values``, computed one forward pass per variant for the
         requests that arrive within 2 ms of each other (AppArgs.recommender_batching)."""
-        return await self._run(self._service.q_values_many, states, variants)
+        model = f"cql_{variants[0]}" if len(set(variants)) == 1 else "cql_mixed"
+        return await self._run(self._service.q_values_many, states, variants, model=model)

@@ -17,10 +17,10 @@ class SegmentationDeployment(ModelDeployment):
     _service: SegmentationService
 
     async def assign(self, features: np.ndarray) -> list[dict[str, Any]]:
-        return await self._run(self._service.assign, features)
+        return await self._run(self._service.assign, features, model="segmentation")
 
     async def characteristics(self) -> list[dict[str, Any]]:
         return self._service.characteristics()
 
     async def standardize(self, features: np.ndarray) -> np.ndarray:
-        return await self._run(self._service.standardize, features)
+        return await self._run(self._service.standardize, features, model="segmentation")

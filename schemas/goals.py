@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from schemas.common import NonNegativeAmount, PositiveAmount, RequestModel, ResponseModel
+from schemas.common import (
+    IsoDate,
+    NonNegativeAmount,
+    PositiveAmount,
+    RequestModel,
+    ResponseModel,
+    Settable,
+)
 
 GoalStatus = Literal["active", "achieved", "abandoned"]
 
@@ -16,15 +23,17 @@ class GoalCreateRequest(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     target_amount: PositiveAmount
     current_amount: NonNegativeAmount = 0.0
-    target_date: date
+    target_date: IsoDate
 
 
 class GoalUpdateRequest(RequestModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    target_amount: PositiveAmount | None = None
-    current_amount: NonNegativeAmount | None = None
-    target_date: date | None = None
-    status: GoalStatus | None = None
+    """Partial update: only the fields sent change (none of them can be null)."""
+
+    name: Settable[Annotated[str, Field(min_length=1, max_length=200)]] = None
+    target_amount: Settable[PositiveAmount] = None
+    current_amount: Settable[NonNegativeAmount] = None
+    target_date: Settable[IsoDate] = None
+    status: Settable[GoalStatus] = None
 
 
 class GoalResponse(ResponseModel):

@@ -8,7 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from schemas.common import NonNegativeAmount, RequestModel, ResponseModel, SignedAmount
+from schemas.common import (
+    NonNegativeAmount,
+    RequestModel,
+    ResponseModel,
+    Settable,
+    SignedAmount,
+)
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
@@ -55,8 +61,8 @@ class ProfileResponse(ResponseModel):
 class ProfileUpdateRequest(RequestModel):
     """Partial update: only the fields sent change."""
 
-    monthly_income: NonNegativeAmount | None = None
-    opening_balance: SignedAmount | None = None
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    risk_tolerance: RiskTolerance | None = None
-    monthly_budget: NonNegativeAmount | None = None
+    monthly_income: Settable[NonNegativeAmount] = None
+    opening_balance: Settable[SignedAmount] = None
+    currency: Settable[Annotated[str, Field(pattern=r"^[A-Z]{3}$")]] = None
+    risk_tolerance: Settable[RiskTolerance] = None
+    monthly_budget: NonNegativeAmount | None = Field(default=None, description="null: no budget")

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api import metrics
 from db.tables import BehavioralEvent
 
 logger = logging.getLogger("fincoach.events")
@@ -36,6 +37,10 @@ class _Pending:
     row: dict[str, Any]
     done: asyncio.Future[bool] | None  # None: fire-and-forget (middleware)
     attempts: int = 0
+
+    @property
+    def source(self) -> str:
+        return "tracking" if self.done is None else "api"
 
 
 @dataclass
@@ -102,12 +107,14 @@ class EventBatcher:
         """Queue ``row`` without waiting; False (and counted, logged) when the queue is full."""
         if self._closing:
             self.stats.dropped += 1
+            metrics.count_events_rejected("dropped")
             return False
         self.start()
         try:
             self._queue.put_nowait(_Pending(dict(row), None))
         except asyncio.QueueFull:
             self.stats.dropped += 1
+            metrics.count_events_rejected("dropped")
             logger.warning(
                 "event queue full: tracking event dropped (%d so far)", self.stats.dropped
             )
@@ -171,6 +178,7 @@ class EventBatcher:
         self.stats.failures += 1
         logger.error("event %s not written: %s", p.row.get("event_id"), exc)
         if p.done is not None:
+            metrics.count_events_rejected("write_failed")
             if not p.done.done():
                 p.done.set_exception(exc)
             return
@@ -182,6 +190,7 @@ class EventBatcher:
             except asyncio.QueueFull:
                 pass
         self.stats.dropped += 1
+        metrics.count_events_rejected("write_failed")
 
     async def _write(self, batch: list[_Pending]) -> None:
         # One row per event_id: a retry inside the same batch is a duplicate of the first.
@@ -202,7 +211,12 @@ class EventBatcher:
         self.stats.sizes.append(len(batch))
         if len(self.stats.sizes) > 1000:
             del self.stats.sizes[:500]
+        accepted = {"api": 0, "tracking": 0}
         for p in batch:
             is_new = p is first[p.row["event_id"]] and p.row["event_id"] in stored
+            accepted[p.source] += is_new
             if p.done is not None and not p.done.done():
                 p.done.set_result(is_new)
+        for source, n in accepted.items():
+            metrics.count_events_accepted(source, n)
+        metrics.count_events_rejected("duplicate", len(batch) - len(stored))

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from actors.bandit_book import segment_key
+from api import metrics
 from api.caching import (
     ON_FEEDBACK,
     ON_SEGMENT_CHANGE,
@@ -83,6 +84,15 @@ def clients_of(request: Request) -> ModelClients:
     return request.app.state.models
 
 
+def _count_fallback(request: Request | str, model: str) -> None:
+    """Count an answer that used its fallback; the endpoint is the route template."""
+    if isinstance(request, str):
+        endpoint = request
+    else:
+        endpoint = getattr(request.scope.get("route"), "path", None) or request.url.path
+    metrics.count_fallback(endpoint, model)
+
+
 def _softmax(q: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = (q - q.max()) / temperature
     e = np.exp(z)
@@ -108,6 +118,7 @@ async def _segment(
     try:
         assigned = await clients_of(request).assign_segment(features)
     except ModelCallFailed:
+        _count_fallback(request, "segmentation")
         return row, True
     return await upsert_segment(session, user_id, assigned, features), False
 
@@ -306,6 +317,7 @@ async def read_recommendation(
         q, version = await clients_of(request).q_values(state, "legacy")
         action, confidence, fallback = int(q.argmax()), float(_softmax(q).max()), False
     except ModelCallFailed:
+        _count_fallback(request, "cql_legacy")
         action, confidence, fallback, version = rule_based_action(state), 0.5, True, "rules"
     row = await _record(
         session,
@@ -383,6 +395,10 @@ async def _read_enhanced_recommendation(
     source: Literal["bandit", "default"] = "bandit" if chosen in STRATEGIES else "default"
     versions = {"segmentation": segment.model_version if segment is not None else None}
     fallback = q_result is None
+    if source == "default":
+        _count_fallback(request, "bandit")
+    if fallback:
+        _count_fallback(request, "cql_enhanced")
     probs = _softmax(q_result[0]) if q_result is not None else None
     if q_result is not None:
         versions["cql_enhanced"] = q_result[1]
@@ -616,6 +632,7 @@ async def _compute_spending_prediction(
         )
         fallback, method = False, "quantile gradient boosting"
     except ModelCallFailed:
+        _count_fallback("/coaching/spending-prediction", "forecast")
         quantiles, version = moving_average_forecast(history, weeks), None
         fallback, method = True, "4-week moving average (fallback)"
     return SpendingPredictionResponse(
@@ -693,6 +710,7 @@ async def _read_goal_probability(
     try:
         result = await clients_of(request).goal(goal_features(**inputs), inputs)
     except ModelCallFailed:
+        _count_fallback(request, "goal_probability")
         return GoalProbabilityResponse(
             goal_id=goal.id,
             probability=None,
@@ -728,6 +746,7 @@ async def read_financial_forecast(
         )
         fallback = False
     except ModelCallFailed:
+        _count_fallback(request, "forecast")
         quantiles, fallback = moving_average_forecast(history, 4), True
     balance = float(state[0])
     weeks = []

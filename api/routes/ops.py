@@ -1,12 +1,13 @@
-"""Operations: which model versions serve, and a deep health check."""
+"""Operations: which model versions serve, a deep health check, and the in-process metrics."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 import errors
+from api import metrics
 from api.problems import RETRY_AFTER_SECONDS, problem_response
 from jobs.scheduler import job_table
 from schemas.ops import ComponentStatus, HealthResponse, JobBrief, ModelsResponse
@@ -75,3 +76,20 @@ async def read_health(request: Request) -> HealthResponse | JSONResponse:
         version=request.app.version,
         jobs=jobs,
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def read_metrics(request: Request) -> Response:
+    """Prometheus text of this process's metrics (``fincoach_*``), for the in-process app.
+    Under Ray Serve the replicas export them through Ray's metrics agent instead (404 here)."""
+    rendered = metrics.render_prometheus()
+    if rendered is None:
+        return problem_response(
+            request,
+            status=404,
+            title="Not found",
+            code=errors.NOT_FOUND,
+            detail="Under Ray Serve, scrape Ray's metrics export port of each node (README)",
+        )
+    body, content_type = rendered
+    return Response(body, media_type=content_type)

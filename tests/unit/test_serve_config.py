@@ -36,6 +36,19 @@ def test_serve_config_validates_and_sizes_each_deployment() -> None:
             assert "versions" in deployment["user_config"], name
 
 
+def test_serve_config_logs_json_with_access_logs() -> None:
+    raw = yaml.safe_load(CONFIG.read_text())
+    schema = (
+        ServeDeploySchema.model_validate(raw)
+        if hasattr(ServeDeploySchema, "model_validate")
+        else ServeDeploySchema.parse_obj(raw)
+    )
+    (app,) = schema.applications
+    assert app.logging_config is not None
+    assert str(app.logging_config.encoding).endswith("JSON")
+    assert app.logging_config.enable_access_log is True
+
+
 def test_build_app_refuses_unknown_args() -> None:
     import pytest
     from pydantic import ValidationError

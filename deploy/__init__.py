@@ -1,0 +1,1 @@
+"""Deployment manifests and the tools that keep them in step with serve_config.yaml."""
