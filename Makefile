@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
+FUZZ_EXAMPLES ?= 500
 
 .DEFAULT_GOAL := help
 
@@ -36,6 +37,10 @@ test: $(DEV_STAMP) ## Install dev dependencies and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+fuzz: $(DEV_STAMP) ## Long API fuzzing: FUZZ_EXAMPLES (500) per operation, boundary cases, call chains
+	FINCOACH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FINCOACH_FUZZ_COVERAGE=1 FINCOACH_FUZZ_STATEFUL=1 \
+		$(BIN)/pytest tests/api/test_fuzz.py --timeout=3600 $(PYTEST_ARGS)
+
 lint: $(DEV_STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,4 +53,4 @@ format: $(DEV_STAMP) ## Apply ruff formatting and fixes
 clean: ## Remove the venv, caches and the embedded database
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache fincoach.db fincoach.db-*
 
-.PHONY: help install serve test lint format clean
+.PHONY: help install serve test fuzz lint format clean

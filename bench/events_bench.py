@@ -258,6 +258,8 @@ def main() -> None:
     p.add_argument("--model-dir", help="Trained registry (default: train a quick one)")
     opts = p.parse_args()
 
+    from pydantic import SecretStr
+
     from api.security import create_access_token
     from config import Settings
     from db.migrate import upgrade
@@ -282,7 +284,7 @@ def main() -> None:
     try:
         upgrade(url)
         user_ids = asyncio.run(make_users(url))
-        settings = Settings(jwt_secret=SECRET, env="test")
+        settings = Settings(jwt_secret=SecretStr(SECRET), env="test")
         tokens = [create_access_token(uid, settings) for uid in user_ids]
         for rep in range(opts.repeat):
             for mode, batch_size, per_request in (

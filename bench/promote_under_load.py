@@ -79,7 +79,7 @@ async def main(opts: argparse.Namespace) -> int:
 
         results = await asyncio.gather(operator(), *(worker(w) for w in range(opts.concurrency)))
         models = (await client.get("/models")).json()
-    log = results[0]
+    log: list[str] = results[0] or []
     print("\n".join(log))
     total = sum(statuses.values())
     print(f"requests: {total}, statuses: {dict(statuses)}, fallbacks: {fallbacks}")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from schemas.common import RequestModel, ResponseModel
+from schemas.common import BodyBool, BodyInt, RequestModel, ResponseModel
 
 FeedbackType = Literal["helpful", "not_helpful", "implemented", "dismissed"]
 
@@ -47,8 +47,8 @@ class EnhancedRecommendationResponse(RecommendationResponse, CachedAnswer):
 
 
 class FeedbackRequest(RequestModel):
-    recommendation_id: int = Field(gt=0, le=2**63 - 1)
-    helpful: bool
+    recommendation_id: BodyInt = Field(gt=0, le=2**63 - 1)
+    helpful: BodyBool
     feedback_text: str | None = Field(default=None, max_length=2000)
     feedback_type: FeedbackType | None = None
 

@@ -7,10 +7,10 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from features.vocab import EVENT_TYPES
-from schemas.common import RequestModel
+from schemas.common import IsoDatetime, RequestModel
 
 MAX_BATCH: Final = 500
 MAX_EVENT_DATA_BYTES: Final = 8192
@@ -79,7 +79,7 @@ class EventRequest(RequestModel):
         description="Idempotency key: a retried event with the same id is stored once; "
         "the server generates one when it is missing",
     )
-    timestamp: AwareDatetime | None = Field(
+    timestamp: IsoDatetime | None = Field(
         default=None,
         description="When it happened, ISO-8601 with a timezone; at most 5 minutes ahead and "
         "30 days old; defaults to now",

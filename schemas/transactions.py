@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import Field, field_validator
 
 from features.vocab import CATEGORIES
-from schemas.common import PositiveAmount, RequestModel, ResponseModel
+from schemas.common import IsoDatetime, PositiveAmount, RequestModel, ResponseModel
 
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 TransactionKind = Literal["expense", "income", "transfer"]
@@ -20,7 +20,7 @@ class TransactionCreateRequest(RequestModel):
     kind: TransactionKind = "expense"
     merchant: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=500)
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: IsoDatetime | None = Field(
         default=None, description="ISO-8601 with a timezone; defaults to now"
     )
 

@@ -517,7 +517,7 @@ async def read_history(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[HistoryItem]:
     """The user's recommendations, newest first, with their feedback."""
     rows = (

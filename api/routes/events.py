@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from schemas.events import EventAccepted, EventBatchAccepted, EventBatchRequest, EventRequest
-from tracking.privacy import scrub
 
 from api.deps import CurrentUser, SessionDep
 from db.queries.events import load_event_window
 from schemas.behavior import EventSummaryResponse
+from schemas.events import EventAccepted, EventBatchAccepted, EventBatchRequest, EventRequest
 from schemas.problem import problem_responses
 from tracking.analysis import (
     behavior_summary,
@@ -28,8 +27,9 @@ from tracking.analysis import (
     engagement_score_100,
 )
 from tracking.batcher import EventBatcher
+from tracking.privacy import scrub
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], responses=problem_responses(401))
 
 SESSION_HEADER = "X-Session-ID"
 SUMMARY_DAYS = 30
