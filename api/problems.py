@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -155,6 +155,38 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+# Driver errors that mean "the server is not there right now" (a restart, a failover), which
+# SQLAlchemy raises as a bare DBAPIError rather than OperationalError.
+_UNAVAILABLE_DRIVER_ERRORS = {
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+    "TooManyConnectionsError",
+}
+
+
+def _database_gone(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    chain: list[BaseException] = []
+    node: BaseException | None = exc.orig
+    while node is not None and len(chain) < 5:
+        chain.append(node)
+        node = node.__cause__
+    return any(
+        type(e).__name__ in _UNAVAILABLE_DRIVER_ERRORS or isinstance(e, OSError) for e in chain
+    )
+
+
+async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if _database_gone(exc):
+        return await _database_unavailable(request, exc)
+    return await _unhandled(request, exc)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # The body says nothing about the failure (no trace, no secret); the log has it all.
     logger.exception("unhandled error (request %s)", request_id_of(request.scope))
@@ -199,6 +231,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for exc_type in (OperationalError, InterfaceError, ConnectionError):
         app.add_exception_handler(exc_type, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _dbapi_error)
     app.add_exception_handler(Exception, _unhandled)
 
 

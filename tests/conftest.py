@@ -60,10 +60,15 @@ async def _create_pg_database() -> tuple[str, Callable[[], Awaitable[None]]]:
         await admin.dispose()
         pytest.fail(f"PostgreSQL at {PG_URL} is unreachable: {exc}", pytrace=False)
 
+    await admin.dispose()  # a fresh connection to drop it: the server may have restarted since
+
     async def drop() -> None:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        dropper = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        try:
+            async with dropper.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            await dropper.dispose()
 
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     return url, drop
