@@ -106,3 +106,66 @@ async def test_page_views_and_jobs_through_serve(http, serve_app) -> None:
         "cache_cleanup",
         "cache_warm",
     }
+
+
+async def test_whole_app_restart_loses_no_acknowledged_write(http, serve_app) -> None:
+    """Events stream in while the application is deleted and deployed again. Sent: single
+    events from 4 clients; acknowledged: the 202s; found afterwards: every acknowledged one.
+    Answers while the app is gone may fail (connection refused, 503/404 from the proxy)."""
+    from ray import serve
+
+    from deployments.app import build_app
+    from tests.integration.conftest import APP_NAME
+
+    h = await _headers(http)
+    tag = uuid.uuid4().hex[:8]
+    acked: list[str] = []
+    failed = 0
+    stop = asyncio.Event()
+
+    async def poster(w: int) -> None:
+        nonlocal failed
+        n = 0
+        while not stop.is_set():
+            event_id = f"rs-{tag}-{w}-{n}"
+            n += 1
+            try:
+                r = await http.post(
+                    "/events", headers=h, json={"event_type": "filter", "event_id": event_id}
+                )
+            except httpx.HTTPError:
+                failed += 1
+                await asyncio.sleep(0.1)
+                continue
+            if r.status_code == 202:
+                acked.append(event_id)
+            else:
+                failed += 1
+                await asyncio.sleep(0.1)
+
+    tasks = [asyncio.create_task(poster(w)) for w in range(4)]
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(serve.delete, APP_NAME)
+    await asyncio.to_thread(serve.run, build_app(serve_app.args), name=APP_NAME, route_prefix="/")
+    await _wait_healthy(http)
+    await asyncio.sleep(2.0)
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert acked, "nothing was acknowledged"
+    engine = make_engine(serve_app.database_url)
+    try:
+        async with engine.connect() as conn:
+            stored = set(
+                (
+                    await conn.scalars(
+                        select(BehavioralEvent.event_id).where(
+                            BehavioralEvent.event_id.like(f"%:rs-{tag}-%")
+                        )
+                    )
+                ).all()
+            )
+    finally:
+        await engine.dispose()
+    found = {s.split(":", 1)[1] for s in stored}
+    missing = [e for e in acked if e not in found]
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged events lost"
