@@ -76,30 +76,17 @@ async def load_snapshot(
         .limit(1)
         .scalar_subquery()
     )
-    head = (
-        await session.execute(
-            select(
-                UserProfile.opening_balance,
-                UserProfile.monthly_income,
-                UserProfile.monthly_budget,
-                older,
-                last_action,
-            ).where(UserProfile.user_id == user_id)
-        )
-    ).first()
+    head_query = select(
+        UserProfile.opening_balance,
+        UserProfile.monthly_income,
+        UserProfile.monthly_budget,
+        older,
+        last_action,
+    ).where(UserProfile.user_id == user_id)
+    head = (await session.execute(head_query)).first()
     if head is None:  # no profile row yet: make it, then read the scalars as before
         await get_profile(session, user_id)
-        head = (
-            await session.execute(
-                select(
-                    UserProfile.opening_balance,
-                    UserProfile.monthly_income,
-                    UserProfile.monthly_budget,
-                    older,
-                    last_action,
-                ).where(UserProfile.user_id == user_id)
-            )
-        ).one()
+        head = (await session.execute(head_query)).one()
     opening, income, budget, older_sum, action = head
 
     tx = (
