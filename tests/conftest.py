@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -152,6 +153,26 @@ async def client(clean_engine: AsyncEngine, settings: Settings) -> AsyncIterator
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             yield c
+
+
+async def load_recent_users(
+    engine: AsyncEngine, settings: Settings, *, users: int, weeks: int, seed: int
+) -> Any:
+    """Simulated users whose history ends this week, loaded with the demo password (hashed
+    with the settings' cheap test cost). Returns the population."""
+    from datetime import UTC, datetime, timedelta
+
+    from api.security import hash_password
+    from training.demo_data import DEMO_PASSWORD, load_population
+    from training.simulator import SimConfig, simulate
+
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks)
+    population = simulate(SimConfig(n_users=users, n_weeks=weeks, seed=seed, start=start))
+    await load_population(
+        engine, population, hashed_password=hash_password(DEMO_PASSWORD, settings)
+    )
+    return population
 
 
 async def register(client: httpx.AsyncClient, email: str, password: str = "s3cret-pass") -> dict:

@@ -31,7 +31,6 @@ from tracking.privacy import scrub
 
 router = APIRouter(prefix="/events", tags=["events"], responses=problem_responses(401))
 
-SESSION_HEADER = "X-Session-ID"
 SUMMARY_DAYS = 30
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import httpx
 import pytest
@@ -11,12 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from api.clients import LocalModelClients
-from api.security import hash_password
 from config import Settings
 from db.tables import RecommendationFeedback, RecommendationHistory, UserSegment
 from features.vocab import ACTIONS, SEGMENT_NAMES, SPENDING_CATEGORIES, STRATEGIES
-from training.demo_data import DEMO_PASSWORD, demo_email, load_population
-from training.simulator import SimConfig, simulate
+from tests.conftest import load_recent_users
+from training.demo_data import DEMO_PASSWORD, demo_email
 
 
 async def _login(client: httpx.AsyncClient, index: int) -> dict[str, str]:
@@ -30,13 +29,7 @@ async def _login(client: httpx.AsyncClient, index: int) -> dict[str, str]:
 @pytest.fixture
 async def demo(client: httpx.AsyncClient, clean_engine: AsyncEngine, settings: Settings):
     """Twelve simulated users whose history ends this week."""
-    today = datetime.now(UTC).date()
-    start = today - timedelta(days=today.weekday()) - timedelta(weeks=20)
-    population = simulate(SimConfig(n_users=12, n_weeks=20, seed=8, start=start))
-    await load_population(
-        clean_engine, population, hashed_password=hash_password(DEMO_PASSWORD, settings)
-    )
-    return population
+    return await load_recent_users(clean_engine, settings, users=12, weeks=20, seed=8)
 
 
 async def test_legacy_recommendation_keeps_its_shape(client, demo) -> None:

@@ -13,25 +13,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from api.security import hash_password
 from config import Settings
 from db.tables import JobRun, ModelPerformance, PredictionCache, User, UserSegment
 from jobs.runner import JOBS
 from jobs.scheduler import JobScheduler, ensure_rows, run_now
-from tests.conftest import test_settings
-from training.demo_data import DEMO_PASSWORD, load_population
-from training.simulator import SimConfig, simulate
+from tests.conftest import load_recent_users, test_settings
 
 
 @pytest.fixture
 async def app_state(clean_engine: AsyncEngine, database_url: str, trained_models: str):
     settings: Settings = test_settings(database_url, model_dir=trained_models)
-    today = datetime.now(UTC).date()
-    start = today - timedelta(days=today.weekday()) - timedelta(weeks=12)
-    population = simulate(SimConfig(n_users=8, n_weeks=12, seed=6, start=start))
-    await load_population(
-        clean_engine, population, hashed_password=hash_password(DEMO_PASSWORD, settings)
-    )
+    await load_recent_users(clean_engine, settings, users=8, weeks=12, seed=6)
     app = create_app(settings, engine=clean_engine)
     async with app.router.lifespan_context(app):
         yield app

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,10 +15,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from api.security import hash_password
-from tests.conftest import IN_CI, test_settings
-from training.demo_data import DEMO_PASSWORD, demo_email, load_population
-from training.simulator import SimConfig, simulate
+from tests.conftest import IN_CI, load_recent_users, test_settings
+from training.demo_data import DEMO_PASSWORD, demo_email
 
 REDIS_URL = os.environ.get("FINCOACH_TEST_REDIS_URL", "")
 
@@ -46,12 +44,7 @@ async def cached_client(
         cache_url=REDIS_URL if request.param == "redis" else "db",
         cache_redis_prefix=prefix,
     )
-    today = datetime.now(UTC).date()
-    start = today - timedelta(days=today.weekday()) - timedelta(weeks=16)
-    population = simulate(SimConfig(n_users=6, n_weeks=16, seed=4, start=start))
-    await load_population(
-        clean_engine, population, hashed_password=hash_password(DEMO_PASSWORD, settings)
-    )
+    await load_recent_users(clean_engine, settings, users=6, weeks=16, seed=4)
     app = create_app(settings, engine=clean_engine)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
