@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.ratelimit import enforce_user_limit
@@ -16,6 +18,7 @@ from db.queries.users import get_user
 from db.tables import User
 from errors import InvalidToken, NotAuthenticated
 
+logger = logging.getLogger("fincoach.api")
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
@@ -26,8 +29,19 @@ def get_app_settings(request: Request) -> Settings:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # Write routes commit explicitly before answering, so a 2xx always means "durable";
     # anything left uncommitted is rolled back when the session closes.
-    async with request.app.state.sessions() as session:
+    session: AsyncSession = request.app.state.sessions()
+    try:
         yield session
+    finally:
+        try:
+            await session.close()
+        except SQLAlchemyError as exc:
+            # The close runs after the answer went out; a connection the database dropped
+            # meanwhile (a restart) fails its rollback. Nothing is lost (whatever was to last
+            # was committed before the answer), and the pool discards the connection.
+            logger.warning(
+                "closing a session failed (%s): connection discarded", type(exc).__name__
+            )
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

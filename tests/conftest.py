@@ -184,6 +184,19 @@ async def register(client: httpx.AsyncClient, email: str, password: str = "s3cre
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
+@pytest.fixture
+def fault_report(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """A fault-injection test states what it sent, what was acknowledged and what was found
+    afterwards: ``fault_report("events", sent=..., acknowledged=..., found=..., **more)``.
+    The figures go into the test's report and pytest's summary prints them ("fault injection")."""
+
+    def report(what: str, *, sent: int, acknowledged: int, found: int | str, **more: Any) -> None:
+        figures = {"sent": sent, "acknowledged": acknowledged, "found": found, **more}
+        request.node.user_properties.append(("fault", (what, figures)))
+
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _no_ray_outside_integration(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
@@ -200,7 +213,9 @@ def _no_ray_outside_integration(
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say which database backends the database tests actually ran on (CI shows PostgreSQL)."""
+    """Say which database backends the database tests actually ran on (CI shows PostgreSQL),
+    and what each fault-injection test sent, saw acknowledged and found afterwards."""
+    _fault_summary(terminalreporter)
     counts: dict[str, dict[str, int]] = {}
     for outcome in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
@@ -215,3 +230,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for backend, by_outcome in sorted(counts.items()):
             summary = ", ".join(f"{n} {o}" for o, n in sorted(by_outcome.items()))
             terminalreporter.write_line(f"{backend}: {summary}")
+
+
+def _fault_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "") != "call":
+                continue
+            for key, value in report.user_properties:
+                if key == "fault":
+                    what, figures = value
+                    shown = ", ".join(f"{k} {v}" for k, v in figures.items())
+                    lines.append(f"{report.nodeid} [{outcome}] {what}: {shown}")
+    if lines:
+        terminalreporter.write_sep("-", "fault injection: sent, acknowledged, found")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

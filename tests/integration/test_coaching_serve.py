@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import ray
+from sqlalchemy import select
 
 from api.security import hash_password
 from config import Settings
 from db.engine import make_engine
+from db.tables import RecommendationHistory
 from training.demo_data import DEMO_PASSWORD, demo_email, load_population
 from training.simulator import SimConfig, simulate
 
@@ -83,10 +85,13 @@ async def test_recommendation_feedback_updates_the_bandit(http, demo_headers) ->
 
 
 async def test_killed_bandit_actor_rebuilds_the_same_statistics(
-    http, demo_headers, serve_app
+    http, demo_headers, serve_app, fault_report
 ) -> None:
+    acked = 0
     for i, h in enumerate(demo_headers[:4]):
-        await _recommend_and_rate(http, h, helpful=i % 2 == 0)
+        acked += (await _recommend_and_rate(http, h, helpful=i % 2 == 0))["feedback"][
+            "bandit_updated"
+        ]
     before = (await http.get("/coaching/strategies", headers=demo_headers[0])).json()
     actor = ray.get_actor(serve_app.bandit_actor, namespace="fincoach")
     ray.kill(actor, no_restart=False)  # Ray restarts it; __init__ rebuilds from the database
@@ -98,6 +103,14 @@ async def test_killed_bandit_actor_rebuilds_the_same_statistics(
             break
         await asyncio.sleep(0.5)
     assert after is not None and after["available"], "bandit actor did not come back"
+    fault_report(
+        "feedback, then the bandit actor killed",
+        sent=4,
+        acknowledged=acked,
+        found=f"{_pulls(after)} pulls after the restart, {_pulls(before)} before the kill",
+        statistics_identical=after["segments"] == before["segments"],
+    )
+    assert acked == 4
     assert after["segments"] == before["segments"]
     # And it keeps learning after the restart.
     await _recommend_and_rate(http, demo_headers[1], helpful=True)
@@ -105,7 +118,9 @@ async def test_killed_bandit_actor_rebuilds_the_same_statistics(
     assert _pulls(again) == _pulls(before) + 1
 
 
-async def test_requests_are_answered_while_a_model_replica_dies(http, demo_headers) -> None:
+async def test_requests_are_answered_while_a_model_replica_dies(
+    http, demo_headers, serve_app, fault_report
+) -> None:
     replicas = [
         a
         for a in ray.util.list_named_actors(all_namespaces=True)
@@ -113,6 +128,7 @@ async def test_requests_are_answered_while_a_model_replica_dies(http, demo_heade
     ]
     assert replicas, "no recommender replica found"
     statuses: list[int] = []
+    answered: set[int] = set()  # recommendation ids: each answer is a recorded recommendation
     fallbacks = 0
 
     async def load(seconds: float) -> None:
@@ -122,7 +138,9 @@ async def test_requests_are_answered_while_a_model_replica_dies(http, demo_heade
         while time.monotonic() < end:
             r = await http.get("/coaching/recommendation", headers=demo_headers[i % N_USERS])
             statuses.append(r.status_code)
-            fallbacks += bool(r.status_code == 200 and r.json()["fallback"])
+            if r.status_code == 200:
+                fallbacks += r.json()["fallback"]
+                answered.add(r.json()["id"])
             i += 1
 
     task = asyncio.create_task(load(12.0))
@@ -130,7 +148,29 @@ async def test_requests_are_answered_while_a_model_replica_dies(http, demo_heade
     victim = ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"])
     ray.kill(victim, no_restart=True)
     await task
+    engine = make_engine(serve_app.database_url)
+    try:
+        async with engine.connect() as conn:
+            stored = set(
+                (
+                    await conn.scalars(
+                        select(RecommendationHistory.id).where(
+                            RecommendationHistory.id.in_(answered)
+                        )
+                    )
+                ).all()
+            )
+    finally:
+        await engine.dispose()
+    fault_report(
+        "recommendations, a recommender replica killed",
+        sent=len(statuses),
+        acknowledged=statuses.count(200),
+        found=f"{len(stored)} of {len(answered)} distinct recommendation ids",
+        fallbacks=fallbacks,
+    )
     assert statuses and set(statuses) == {200}, statuses
+    assert stored == answered, "an answered recommendation is not in the database"
     # Serve replaced the replica: the model answers again without fallback.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -54,7 +54,9 @@ async def _wait_healthy(http: httpx.AsyncClient, seconds: float = 90) -> None:
     pytest.fail("the app did not come back")
 
 
-async def test_acknowledged_event_survives_killing_the_ingress(http, serve_app) -> None:
+async def test_acknowledged_event_survives_killing_the_ingress(
+    http, serve_app, fault_report
+) -> None:
     h = await _headers(http)
     event_id = f"crash-{uuid.uuid4().hex[:12]}"
     body = {"event_type": "purchase", "event_id": event_id, "event_data": {"amount": 3.5}}
@@ -64,7 +66,9 @@ async def test_acknowledged_event_survives_killing_the_ingress(http, serve_app) 
     for actor in ray.util.list_named_actors(all_namespaces=True):
         if "CoachIngress" in actor["name"]:
             ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]), no_restart=True)
-    assert await _count(serve_app.database_url, event_id) == 1, "an acknowledged event was lost"
+    found = await _count(serve_app.database_url, event_id)
+    fault_report("ingress killed after a 202", sent=1, acknowledged=1, found=found)
+    assert found == 1, "an acknowledged event was lost"
     await _wait_healthy(http)
     # The client retries (say, it never saw the 202): stored once.
     again = await http.post("/events", headers=h, json=body)
@@ -108,7 +112,7 @@ async def test_page_views_and_jobs_through_serve(http, serve_app) -> None:
     }
 
 
-async def test_whole_app_restart_loses_no_acknowledged_write(http, serve_app) -> None:
+async def test_whole_app_restart_loses_no_acknowledged_write(http, serve_app, fault_report) -> None:
     """Events stream in while the application is deleted and deployed again. Sent: single
     events from 4 clients; acknowledged: the 202s; found afterwards: every acknowledged one.
     Answers while the app is gone may fail (connection refused, 503/404 from the proxy)."""
@@ -120,15 +124,16 @@ async def test_whole_app_restart_loses_no_acknowledged_write(http, serve_app) ->
     h = await _headers(http)
     tag = uuid.uuid4().hex[:8]
     acked: list[str] = []
-    failed = 0
+    failed = sent = 0
     stop = asyncio.Event()
 
     async def poster(w: int) -> None:
-        nonlocal failed
+        nonlocal failed, sent
         n = 0
         while not stop.is_set():
             event_id = f"rs-{tag}-{w}-{n}"
             n += 1
+            sent += 1
             try:
                 r = await http.post(
                     "/events", headers=h, json={"event_type": "filter", "event_id": event_id}
@@ -145,9 +150,11 @@ async def test_whole_app_restart_loses_no_acknowledged_write(http, serve_app) ->
 
     tasks = [asyncio.create_task(poster(w)) for w in range(4)]
     await asyncio.sleep(2.0)
+    down = time.monotonic()
     await asyncio.to_thread(serve.delete, APP_NAME)
     await asyncio.to_thread(serve.run, build_app(serve_app.args), name=APP_NAME, route_prefix="/")
     await _wait_healthy(http)
+    down_for = time.monotonic() - down
     await asyncio.sleep(2.0)
     stop.set()
     await asyncio.gather(*tasks)
@@ -168,4 +175,12 @@ async def test_whole_app_restart_loses_no_acknowledged_write(http, serve_app) ->
         await engine.dispose()
     found = {s.split(":", 1)[1] for s in stored}
     missing = [e for e in acked if e not in found]
+    fault_report(
+        "events",
+        sent=sent,
+        acknowledged=len(acked),
+        found=len(acked) - len(missing),
+        failed_while_down=failed,
+        restart_s=round(down_for, 1),
+    )
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged events lost"
