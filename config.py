@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=0)
     login_max_failures_per_client: int = Field(default=20, ge=0)
     login_failure_window_minutes: int = Field(default=15, ge=1)
+    # Addresses that stand for many clients: a proxy in front of the app that does not say whose
+    # request it forwards (Serve's HAProxy reaches the replicas from 127.0.0.1 and sends no
+    # X-Forwarded-For). Per-address limits skip them, or one client's failed logins would lock
+    # every client out; per-user and per-e-mail limits still apply. Add a remote proxy's address
+    # (a multi-node cluster's head node) here; empty: every address is limited.
+    proxy_addresses: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"]
+    )
 
     # Prediction cache: "db" (the prediction_cache table, default), "off", or redis://...
     cache_url: str = Field(default="db", description="db, off, or a redis:// URL")
@@ -84,7 +92,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "proxy_addresses", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         # Accept "a,b" as well as a JSON list: the comma form is what people type in a shell.

@@ -13,6 +13,10 @@
 
 Every refusal is a 429 ``RATE_LIMITED`` problem with ``Retry-After`` (whole seconds).
 
+Requests from an address in ``FINCOACH_PROXY_ADDRESSES`` (loopback by default) get no
+per-address limit: that address is a proxy standing for every client (Serve's HAProxy on this
+machine), and limiting it would let one client's failed logins lock everyone out.
+
 The state lives in this process only: each ingress replica limits on its own, so with N
 replicas a client can get up to N times the configured rate (and restarting a replica forgets
 its counts). Client addresses and e-mails are kept only as keyed digests in memory (the key is
@@ -151,6 +155,7 @@ class RateLimits:
         login_max_failures: int,
         login_max_failures_per_client: int,
         login_window_s: float,
+        proxy_addresses: frozenset[str] = frozenset(),
         clock: Clock = time.monotonic,
     ) -> None:
         self.users = TokenBuckets(per_minute, burst, clock=clock)
@@ -159,6 +164,7 @@ class RateLimits:
         self.login_clients = FailureWindows(
             login_max_failures_per_client, login_window_s, clock=clock
         )
+        self.proxy_addresses = proxy_addresses
         self._key = secrets.token_bytes(32)
 
     @classmethod
@@ -169,6 +175,7 @@ class RateLimits:
             login_max_failures=settings.login_max_failures,
             login_max_failures_per_client=settings.login_max_failures_per_client,
             login_window_s=settings.login_failure_window_minutes * 60.0,
+            proxy_addresses=frozenset(settings.proxy_addresses),
             clock=clock,
         )
 
@@ -201,21 +208,24 @@ def enforce_user_limit(request: Request, user_id: int) -> None:
         raise _refuse(wait, "Too many requests; retry after the time in Retry-After")
 
 
+def _client_key(limits: RateLimits, request: Request) -> bytes | None:
+    """The digest of the client's address, or None for a proxy's (not limited per address)."""
+    address = client_address(request)
+    return None if address in limits.proxy_addresses else limits.digest("client", address)
+
+
 async def limit_client(request: Request) -> None:
     """Dependency for anonymous endpoints: a token from the client address's bucket."""
     limits = rate_limits(request)
-    wait = limits.clients.take(limits.digest("client", client_address(request)))
+    key = _client_key(limits, request)
+    wait = 0.0 if key is None else limits.clients.take(key)
     if wait > 0:
         raise _refuse(wait, "Too many requests; retry after the time in Retry-After")
 
 
-def _login_keys(request: Request, email: str) -> tuple[RateLimits, bytes, bytes]:
+def _login_keys(request: Request, email: str) -> tuple[RateLimits, bytes, bytes | None]:
     limits = rate_limits(request)
-    return (
-        limits,
-        limits.digest("email", email.strip().lower()),
-        limits.digest("client", client_address(request)),
-    )
+    return limits, limits.digest("email", email.strip().lower()), _client_key(limits, request)
 
 
 def check_login_allowed(request: Request, email: str) -> None:
@@ -223,9 +233,9 @@ def check_login_allowed(request: Request, email: str) -> None:
 
     Called before the password is checked, and the same for unknown e-mails."""
     limits, email_key, client_key = _login_keys(request, email)
-    wait = max(
-        limits.login_emails.blocked_for(email_key), limits.login_clients.blocked_for(client_key)
-    )
+    wait = limits.login_emails.blocked_for(email_key)
+    if client_key is not None:
+        wait = max(wait, limits.login_clients.blocked_for(client_key))
     if wait > 0:
         raise _refuse(wait, "Too many failed logins; retry after the time in Retry-After")
 
@@ -233,7 +243,8 @@ def check_login_allowed(request: Request, email: str) -> None:
 def login_failed(request: Request, email: str) -> None:
     limits, email_key, client_key = _login_keys(request, email)
     limits.login_emails.fail(email_key)
-    limits.login_clients.fail(client_key)
+    if client_key is not None:
+        limits.login_clients.fail(client_key)
 
 
 def login_succeeded(request: Request, email: str) -> None:

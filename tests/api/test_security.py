@@ -240,6 +240,42 @@ async def test_login_throttle_per_client_address(start_app: StartApp) -> None:
         assert (await login(other, "alice@example.com", "right-password")).status_code == 200
 
 
+async def test_a_proxy_address_is_not_throttled_for_everyone_behind_it(
+    start_app: StartApp,
+) -> None:
+    """Under Serve every request reaches the replica from HAProxy's 127.0.0.1: one client's
+    failed logins must not lock out the others; the per-e-mail throttle still holds."""
+    app = await start_app(login_max_failures=2, login_max_failures_per_client=3, rate_limit_burst=4)
+    # 10 /auth requests from the proxy's address, past the burst of 4: no per-address bucket.
+    async with http(app, "127.0.0.1") as proxy:
+        await register(proxy, "alice@example.com", "right-password")
+        for i in range(5):  # a spray through the proxy: past the per-client limit of 3
+            assert (await login(proxy, f"user{i}@example.com", "wrong-password")).status_code == 401
+        assert (await login(proxy, "alice@example.com", "right-password")).status_code == 200
+        for _ in range(2):
+            assert (await login(proxy, "bob@example.com", "wrong-password")).status_code == 401
+        assert_rate_limited(
+            await login(proxy, "bob@example.com", "wrong-password"), max_retry_after=15 * 60
+        )
+    # A configured list replaces the default: the same address is limited per address again.
+    app = await start_app(
+        login_max_failures=100, login_max_failures_per_client=3, proxy_addresses=[]
+    )
+    async with http(app, "127.0.0.1") as c:
+        for i in range(3):
+            assert (await login(c, f"user{i}@example.com", "wrong-password")).status_code == 401
+        assert_rate_limited(
+            await login(c, "carol@example.com", "wrong-password"), max_retry_after=15 * 60
+        )
+
+
+def test_proxy_addresses_setting_takes_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    from config import Settings
+
+    monkeypatch.setenv("FINCOACH_PROXY_ADDRESSES", "10.0.0.5, 10.0.0.6")
+    assert Settings().proxy_addresses == ["10.0.0.5", "10.0.0.6"]
+
+
 # --- 3. security headers ----------------------------------------------------------------------
 def _assert_api_headers(r: httpx.Response, name: str) -> None:
     assert r.headers.get("x-content-type-options") == "nosniff", name
