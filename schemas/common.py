@@ -111,6 +111,19 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
 
 
+def _iso_date_or_datetime(value: Any) -> Any:
+    if isinstance(value, datetime) or (
+        isinstance(value, str) and _ISO_DATE_OR_DATETIME.match(value)
+    ):
+        return value
+    raise ValueError("expected an ISO 8601 date-time or a date (YYYY-MM-DD)")
+
+
+_ISO_DATE_OR_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}.*)?$")
+# A date-time in a query string: ISO 8601, or a date alone (midnight); not a number.
+QueryDatetime = Annotated[datetime, BeforeValidator(_iso_date_or_datetime)]
+
+
 def _present(value: Any) -> Any:
     if value is None:
         raise ValueError("leave the field out to keep its value; it cannot be null")

@@ -30,9 +30,26 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+DESCRIPTIONS = {
+    401: "Missing, expired or invalid token",
+    404: "Not found (or not yours)",
+    409: "Conflict",
+    422: "Invalid input",
+    429: "Rate limited: retry after the Retry-After header's seconds",
+    503: "Unavailable for now (database or model down): retry after Retry-After",
+}
+# Every route behind a token: the token is checked, its user's rate limit applied, and the user
+# read from the database (which may be down).
+AUTHENTICATED = (401, 429, 503)
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries documenting problem bodies for the given statuses."""
     return {
-        s: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": "Problem"}
+        s: {
+            "model": Problem,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "description": DESCRIPTIONS.get(s, "Problem"),
+        }
         for s in statuses
     }

@@ -20,7 +20,7 @@ router = APIRouter(
     prefix="/auth",
     tags=["auth"],
     dependencies=[Depends(limit_client)],
-    responses=problem_responses(429),
+    responses=problem_responses(429, 503),
 )
 
 

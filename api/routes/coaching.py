@@ -69,9 +69,11 @@ from schemas.coaching import (
     StrategiesResponse,
     WeekForecast,
 )
-from schemas.problem import problem_responses
+from schemas.problem import AUTHENTICATED, problem_responses
 
-router = APIRouter(prefix="/coaching", tags=["coaching"], responses=problem_responses(401))
+router = APIRouter(
+    prefix="/coaching", tags=["coaching"], responses=problem_responses(*AUTHENTICATED)
+)
 DEFAULT_STRATEGY = "cql_greedy"
 SOFTMAX_TEMPERATURE = 0.5
 MIN_PEERS = 5

@@ -19,7 +19,7 @@ from api.deps import CurrentUser, SessionDep
 from db.queries.events import load_event_window
 from schemas.behavior import EventSummaryResponse
 from schemas.events import EventAccepted, EventBatchAccepted, EventBatchRequest, EventRequest
-from schemas.problem import problem_responses
+from schemas.problem import AUTHENTICATED, problem_responses
 from tracking.analysis import (
     behavior_summary,
     detect_behavior_change,
@@ -29,7 +29,7 @@ from tracking.analysis import (
 from tracking.batcher import EventBatcher
 from tracking.privacy import scrub
 
-router = APIRouter(prefix="/events", tags=["events"], responses=problem_responses(401))
+router = APIRouter(prefix="/events", tags=["events"], responses=problem_responses(*AUTHENTICATED))
 
 SUMMARY_DAYS = 30
 

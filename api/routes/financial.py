@@ -35,9 +35,11 @@ from schemas.financial import (
     SpendingTiming,
     TraitName,
 )
-from schemas.problem import problem_responses
+from schemas.problem import AUTHENTICATED, problem_responses
 
-router = APIRouter(prefix="/financial", tags=["financial"], responses=problem_responses(401))
+router = APIRouter(
+    prefix="/financial", tags=["financial"], responses=problem_responses(*AUTHENTICATED)
+)
 CAT = {c: i for i, c in enumerate(CATEGORIES)}
 SPEND = [CAT[c] for c in SPENDING_CATEGORIES]
 

@@ -12,9 +12,11 @@ from api.deps import CurrentUser, SessionDep
 from db.queries import goals as q
 from errors import VALIDATION_ERROR, CoachError
 from schemas.goals import GoalCreateRequest, GoalResponse, GoalStatus, GoalUpdateRequest
-from schemas.problem import problem_responses
+from schemas.problem import AUTHENTICATED, problem_responses
 
-router = APIRouter(prefix="/goals", tags=["goals"], responses=problem_responses(401, 422))
+router = APIRouter(
+    prefix="/goals", tags=["goals"], responses=problem_responses(*AUTHENTICATED, 422)
+)
 GoalId = Annotated[int, Path(gt=0, le=2**31 - 1)]
 
 

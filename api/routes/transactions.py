@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from api.caching import ON_TRANSACTION, invalidate
 from api.deps import CurrentUser, SessionDep
 from db.queries import transactions as q
-from schemas.common import Page
-from schemas.problem import problem_responses
+from schemas.common import Page, QueryDatetime
+from schemas.problem import AUTHENTICATED, problem_responses
 from schemas.transactions import (
     Category,
     TransactionCreateRequest,
@@ -20,7 +20,7 @@ from schemas.transactions import (
 )
 
 router = APIRouter(
-    prefix="/transactions", tags=["transactions"], responses=problem_responses(401, 422)
+    prefix="/transactions", tags=["transactions"], responses=problem_responses(*AUTHENTICATED, 422)
 )
 TransactionId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 
@@ -50,8 +50,14 @@ async def list_transactions(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    start: Annotated[datetime | None, Query(description="Inclusive lower bound")] = None,
-    end: Annotated[datetime | None, Query(description="Exclusive upper bound")] = None,
+    start: Annotated[
+        QueryDatetime | None,
+        Query(description="Inclusive lower bound: ISO 8601 date-time, or a date (midnight)"),
+    ] = None,
+    end: Annotated[
+        QueryDatetime | None,
+        Query(description="Exclusive upper bound: ISO 8601 date-time, or a date (midnight)"),
+    ] = None,
     category: Category | None = None,
     kind: TransactionKind | None = None,
 ) -> Page[TransactionResponse]:

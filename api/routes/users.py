@@ -6,10 +6,10 @@ from fastapi import APIRouter
 
 from api.deps import CurrentUser, SessionDep
 from db.queries.users import get_profile, update_profile
-from schemas.problem import problem_responses
+from schemas.problem import AUTHENTICATED, problem_responses
 from schemas.users import ProfileResponse, ProfileUpdateRequest, UserResponse
 
-router = APIRouter(prefix="/users", tags=["users"], responses=problem_responses(401))
+router = APIRouter(prefix="/users", tags=["users"], responses=problem_responses(*AUTHENTICATED))
 
 
 @router.get("/me", response_model=UserResponse)

@@ -124,14 +124,7 @@ def _openapi() -> dict[str, Any]:
 UNDOCUMENTED_STATUSES: dict[tuple[str, str, str], str] = {}
 # (method, path, query parameter) -> (why, a query the route accepts although the document
 # says it is invalid): lax parsing of a query parameter.
-UNIX_SECONDS = (
-    "api/routes/transactions.py: a datetime query parameter also takes a number (Unix "
-    "seconds), which the document (string, date-time) does not say"
-)
-LENIENT_QUERY: dict[tuple[str, str, str], tuple[str, str]] = {
-    ("get", "/transactions", "start"): (UNIX_SECONDS, "start=2592"),
-    ("get", "/transactions", "end"): (UNIX_SECONDS, "end=2592"),
-}
+LENIENT_QUERY: dict[tuple[str, str, str], tuple[str, str]] = {}
 
 # (method, path, query parameter) -> (why, the bound the fuzzer keeps to): a 5xx past it.
 # Generated values above the bound are lowered to it before the request is sent.
