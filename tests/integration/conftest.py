@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Select
 
+from db.engine import make_engine
 from tests.conftest import BACKENDS, migrated_database
 
 APP_NAME = "fincoach"
@@ -134,3 +136,13 @@ def serve_url(serve_app: ServeApp) -> str:
 async def http(serve_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=serve_url, timeout=30) as client:
         yield client
+
+
+async def stored(database_url: str, statement: Select[Any]) -> set[Any]:
+    """What a one-column query finds in the app's database now (a fresh engine of its own)."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return set((await conn.scalars(statement)).all())
+    finally:
+        await engine.dispose()

@@ -16,6 +16,7 @@ from api.security import hash_password
 from config import Settings
 from db.engine import make_engine
 from db.tables import RecommendationHistory
+from tests.integration.conftest import stored
 from training.demo_data import DEMO_PASSWORD, demo_email, load_population
 from training.simulator import SimConfig, simulate
 
@@ -148,29 +149,19 @@ async def test_requests_are_answered_while_a_model_replica_dies(
     victim = ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"])
     ray.kill(victim, no_restart=True)
     await task
-    engine = make_engine(serve_app.database_url)
-    try:
-        async with engine.connect() as conn:
-            stored = set(
-                (
-                    await conn.scalars(
-                        select(RecommendationHistory.id).where(
-                            RecommendationHistory.id.in_(answered)
-                        )
-                    )
-                ).all()
-            )
-    finally:
-        await engine.dispose()
+    found = await stored(
+        serve_app.database_url,
+        select(RecommendationHistory.id).where(RecommendationHistory.id.in_(answered)),
+    )
     fault_report(
         "recommendations, a recommender replica killed",
         sent=len(statuses),
         acknowledged=statuses.count(200),
-        found=f"{len(stored)} of {len(answered)} distinct recommendation ids",
+        found=f"{len(found)} of {len(answered)} distinct recommendation ids",
         fallbacks=fallbacks,
     )
     assert statuses and set(statuses) == {200}, statuses
-    assert stored == answered, "an answered recommendation is not in the database"
+    assert found == answered, "an answered recommendation is not in the database"
     # Serve replaced the replica: the model answers again without fallback.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

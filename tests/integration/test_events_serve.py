@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from db.engine import make_engine
 from db.tables import BehavioralEvent
+from tests.integration.conftest import stored
 
 pytestmark = pytest.mark.integration
 
@@ -159,21 +160,11 @@ async def test_whole_app_restart_loses_no_acknowledged_write(http, serve_app, fa
     stop.set()
     await asyncio.gather(*tasks)
     assert acked, "nothing was acknowledged"
-    engine = make_engine(serve_app.database_url)
-    try:
-        async with engine.connect() as conn:
-            stored = set(
-                (
-                    await conn.scalars(
-                        select(BehavioralEvent.event_id).where(
-                            BehavioralEvent.event_id.like(f"%:rs-{tag}-%")
-                        )
-                    )
-                ).all()
-            )
-    finally:
-        await engine.dispose()
-    found = {s.split(":", 1)[1] for s in stored}
+    ids = await stored(
+        serve_app.database_url,
+        select(BehavioralEvent.event_id).where(BehavioralEvent.event_id.like(f"%:rs-{tag}-%")),
+    )
+    found = {s.split(":", 1)[1] for s in ids}
     missing = [e for e in acked if e not in found]
     fault_report(
         "events",
