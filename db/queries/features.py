@@ -29,6 +29,7 @@ from features.frames import (
     Profile,
     TransactionFrame,
     UserSnapshot,
+    to_datetime64,
 )
 from features.vocab import ACTIONS
 
@@ -105,9 +106,11 @@ async def load_snapshot(
             .order_by(Transaction.occurred_at, Transaction.id)
         )
     ).all()
-    # Grouped by type in the database: the features count events per type in this window, and
-    # fetching every row cost a heavy user (4,600 events) 21 ms per snapshot instead of 5.
-    latest = func.max(epoch_seconds(BehavioralEvent.timestamp))
+    # Grouped by type in the database (an index-only scan of (user_id, event_type, timestamp)):
+    # the features count events per type in this window, and fetching every row cost a heavy
+    # user (4,600 events) 21 ms per snapshot instead of 5. The latest time per type is converted
+    # here, not in SQL: strftime on every row doubled the scan on SQLite.
+    latest = func.max(BehavioralEvent.timestamp)
     events = (
         await session.execute(
             select(latest, BehavioralEvent.event_type, func.count())
@@ -141,7 +144,7 @@ async def load_snapshot(
     if events:
         ev_at, ev_type, ev_count = zip(*events, strict=True)
         event_frame = EventFrame(
-            _seconds(list(ev_at)),
+            np.array([to_datetime64(t) for t in ev_at], dtype="datetime64[s]"),
             np.array([EVENT_CODES.get(e, 0) for e in ev_type], dtype=int),
             np.array(ev_count, dtype=int),
         )
