@@ -22,7 +22,13 @@ At the end it prints the tables and three verdicts (exit 1 if one fails):
              the warm-up (window 2).
 
 Usage: .venv/bin/python bench/soak.py [--base http://127.0.0.1:8000] [--minutes 10]
-       [--concurrency 4] [--users 20] [--sample-s 30] [--ray-temp-dir /tmp/ray-fincoach]
+       [--concurrency 4] [--users 200] [--sample-s 30] [--ray-temp-dir /tmp/ray-fincoach]
+
+--users spreads the load over that many demo users (all 200 of `fincoach demo-data` by
+default). Fewer users pile the events up per user (with 20, each gets ~500 events a minute, as
+every request is also a page view), and the uncached recommendations and predictions, which
+count the user's last 28 days of events, slow down as the run goes on: a per-user stress test,
+not a soak (bench/RESULTS.md, "20-minute run, and what drifts").
        [--json FILE]
 """
 
@@ -449,7 +455,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--base", default="http://127.0.0.1:8000", help="Base URL of the API")
     p.add_argument("--minutes", type=float, default=10.0, help="How long to run (default 10)")
     p.add_argument("--concurrency", type=int, default=4, help="Concurrent workers (default 4)")
-    p.add_argument("--users", type=int, default=20, help="Demo users to log in (default 20)")
+    p.add_argument(
+        "--users",
+        type=int,
+        default=200,
+        help="Demo users to log in and spread the load over (default 200: all the demo users)",
+    )
     p.add_argument("--sample-s", type=float, default=30.0, help="Sampling period (default 30 s)")
     p.add_argument(
         "--ray-temp-dir",
