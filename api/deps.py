@@ -36,9 +36,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             await session.close()
         except SQLAlchemyError as exc:
-            # The close runs after the answer went out; a connection the database dropped
-            # meanwhile (a restart) fails its rollback. Nothing is lost (whatever was to last
-            # was committed before the answer), and the pool discards the connection.
+            # The close usually runs after the answer went out; a connection the database
+            # dropped meanwhile (a restart) fails its rollback. Nothing is lost (whatever was to
+            # last was committed before the answer), and the pool discards the connection. An
+            # error the route raised still propagates.
             logger.warning(
                 "closing a session failed (%s): connection discarded", type(exc).__name__
             )
