@@ -53,20 +53,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_bench import _label, _stat, loadavg, machine_jiffies  # noqa: E402
 
+from features.vocab import EVENT_TYPES  # noqa: E402  (the event types the API accepts)
+
 DEMO_PASSWORD = "demo-password"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 RSS_TOLERANCE = 0.10
 P99_TOLERANCE = 1.5
 MIN_P99_REQUESTS = 20  # fewer answers in a window than this: p99 is not judged
 NO_CACHE = {"Cache-Control": "no-cache"}
-EVENT_TYPES = [
-    "page_view",
-    "recommendation_interaction",
-    "purchase",
-    "goal_modification",
-    "search",
-    "filter",
-]
 # (operation, weight): a worker picks one at random per iteration.
 MIX = [
     ("users/me", 3),

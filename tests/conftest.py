@@ -156,10 +156,18 @@ async def client(clean_engine: AsyncEngine, settings: Settings) -> AsyncIterator
 
 
 async def load_recent_users(
-    engine: AsyncEngine, settings: Settings, *, users: int, weeks: int, seed: int
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    users: int,
+    weeks: int,
+    seed: int,
+    first_index: int = 0,
 ) -> Any:
     """Simulated users whose history ends this week, loaded with the demo password (hashed
-    with the settings' cheap test cost). Returns the population."""
+    with the settings' cheap test cost) as demo<first_index + 1>@... upwards. Returns the
+    population."""
+    from dataclasses import replace
     from datetime import UTC, datetime, timedelta
 
     from api.security import hash_password
@@ -169,6 +177,8 @@ async def load_recent_users(
     today = datetime.now(UTC).date()
     start = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks)
     population = simulate(SimConfig(n_users=users, n_weeks=weeks, seed=seed, start=start))
+    if first_index:
+        population.users = [replace(u, index=u.index + first_index) for u in population.users]
     await load_population(
         engine, population, hashed_password=hash_password(DEMO_PASSWORD, settings)
     )

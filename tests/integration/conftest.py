@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Select
 
 from db.engine import make_engine
-from tests.conftest import BACKENDS, migrated_database
+from tests.conftest import BACKENDS, load_recent_users, migrated_database
 
 APP_NAME = "fincoach"
 
@@ -146,3 +146,30 @@ async def stored(database_url: str, statement: Select[Any]) -> set[Any]:
             return set((await conn.scalars(statement)).all())
     finally:
         await engine.dispose()
+
+
+async def demo_logins(
+    serve_url: str, database_url: str, *, users: int, seed: int, first_index: int = 0
+) -> list[dict[str, str]]:
+    """Simulated users with 16 weeks of history ending this week, loaded into the app's
+    database and logged in through Serve: their Authorization headers."""
+    from config import Settings
+    from training.demo_data import DEMO_PASSWORD, demo_email
+
+    cheap = Settings(password_hash_time_cost=1, password_hash_memory_kib=1024)
+    engine = make_engine(database_url)
+    try:
+        await load_recent_users(
+            engine, cheap, users=users, weeks=16, seed=seed, first_index=first_index
+        )
+    finally:
+        await engine.dispose()
+    headers = []
+    async with httpx.AsyncClient(base_url=serve_url, timeout=30) as client:
+        for i in range(first_index, first_index + users):
+            r = await client.post(
+                "/auth/token", data={"username": demo_email(i), "password": DEMO_PASSWORD}
+            )
+            assert r.status_code == 200, r.text
+            headers.append({"Authorization": f"Bearer {r.json()['access_token']}"})
+    return headers

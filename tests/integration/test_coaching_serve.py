@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import ray
 from sqlalchemy import select
 
-from api.security import hash_password
-from config import Settings
-from db.engine import make_engine
 from db.tables import RecommendationHistory
-from tests.integration.conftest import stored
-from training.demo_data import DEMO_PASSWORD, demo_email, load_population
-from training.simulator import SimConfig, simulate
+from tests.integration.conftest import demo_logins, stored
 
 pytestmark = pytest.mark.integration
 N_USERS = 8
@@ -26,26 +19,7 @@ N_USERS = 8
 
 @pytest.fixture(scope="module")
 async def demo_headers(serve_url: str, serve_db_url: str) -> list[dict[str, str]]:
-    today = datetime.now(UTC).date()
-    start = today - timedelta(days=today.weekday()) - timedelta(weeks=16)
-    population = simulate(SimConfig(n_users=N_USERS, n_weeks=16, seed=21, start=start))
-    engine = make_engine(serve_db_url)
-    cheap = Settings(password_hash_time_cost=1, password_hash_memory_kib=1024)
-    try:
-        await load_population(
-            engine, population, hashed_password=hash_password(DEMO_PASSWORD, cheap)
-        )
-    finally:
-        await engine.dispose()
-    headers = []
-    async with httpx.AsyncClient(base_url=serve_url, timeout=30) as client:
-        for i in range(N_USERS):
-            r = await client.post(
-                "/auth/token", data={"username": demo_email(i), "password": DEMO_PASSWORD}
-            )
-            assert r.status_code == 200, r.text
-            headers.append({"Authorization": f"Bearer {r.json()['access_token']}"})
-    return headers
+    return await demo_logins(serve_url, serve_db_url, users=N_USERS, seed=21)
 
 
 def _pulls(stats: dict) -> int:

@@ -6,18 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from api.security import hash_password
-from config import Settings
-from db.engine import make_engine
-from training.demo_data import DEMO_PASSWORD, demo_email, load_population
-from training.simulator import SimConfig, simulate
+from tests.integration.conftest import demo_logins
 
 pytestmark = pytest.mark.integration
 USER_OFFSET = 700  # users of their own: other modules load demo1@... upwards
@@ -28,24 +22,9 @@ METRICS_TIMEOUT_S = 90  # Ray's workers report every 10 s by default, then the a
 @pytest.fixture(scope="module")
 async def user_headers(serve_url: str, serve_db_url: str) -> dict[str, str]:
     """A simulated user with 16 weeks of history, logged in."""
-    today = datetime.now(UTC).date()
-    start = today - timedelta(days=today.weekday()) - timedelta(weeks=16)
-    population = simulate(SimConfig(n_users=2, n_weeks=16, seed=31, start=start))
-    population.users = [replace(u, index=u.index + USER_OFFSET) for u in population.users]
-    engine = make_engine(serve_db_url)
-    cheap = Settings(password_hash_time_cost=1, password_hash_memory_kib=1024)
-    try:
-        await load_population(
-            engine, population, hashed_password=hash_password(DEMO_PASSWORD, cheap)
-        )
-    finally:
-        await engine.dispose()
-    async with httpx.AsyncClient(base_url=serve_url, timeout=30) as client:
-        r = await client.post(
-            "/auth/token", data={"username": demo_email(USER_OFFSET), "password": DEMO_PASSWORD}
-        )
-        assert r.status_code == 200, r.text
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return (await demo_logins(serve_url, serve_db_url, users=2, seed=31, first_index=USER_OFFSET))[
+        0
+    ]
 
 
 def _serve_log_dir() -> Path:
