@@ -10,13 +10,19 @@ from ray.serve.schema import ServeDeploySchema
 CONFIG = Path(__file__).resolve().parents[2] / "serve_config.yaml"
 
 
-def test_serve_config_validates_and_sizes_each_deployment() -> None:
+def _config() -> tuple[dict, ServeDeploySchema]:
+    """serve_config.yaml as read, and as Serve validates it."""
     raw = yaml.safe_load(CONFIG.read_text())
     schema = (
         ServeDeploySchema.model_validate(raw)
         if hasattr(ServeDeploySchema, "model_validate")
         else ServeDeploySchema.parse_obj(raw)
     )
+    return raw, schema
+
+
+def test_serve_config_validates_and_sizes_each_deployment() -> None:
+    raw, schema = _config()
     (app,) = schema.applications
     assert app.import_path == "deployments.app:build_app"
     assert app.deployments, "every deployment is sized explicitly"
@@ -37,12 +43,7 @@ def test_serve_config_validates_and_sizes_each_deployment() -> None:
 
 
 def test_serve_config_logs_json_with_access_logs() -> None:
-    raw = yaml.safe_load(CONFIG.read_text())
-    schema = (
-        ServeDeploySchema.model_validate(raw)
-        if hasattr(ServeDeploySchema, "model_validate")
-        else ServeDeploySchema.parse_obj(raw)
-    )
+    _, schema = _config()
     (app,) = schema.applications
     assert app.logging_config is not None
     assert str(app.logging_config.encoding).endswith("JSON")
