@@ -141,18 +141,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning(
-        "database unavailable: %s (request %s)", type(exc).__name__, request_id_of(request.scope)
-    )
+def database_unavailable(
+    request: Request, detail: str = "The database is unavailable; retry shortly"
+) -> JSONResponse:
+    """The 503 problem, with Retry-After, of a database that does not answer."""
     return problem_response(
         request,
         status=503,
         title="Service unavailable",
         code=errors.SERVICE_UNAVAILABLE,
-        detail="The database is unavailable; retry shortly",
+        detail=detail,
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning(
+        "database unavailable: %s (request %s)", type(exc).__name__, request_id_of(request.scope)
+    )
+    return database_unavailable(request)
 
 
 # Driver errors that mean "the server is not there right now" (a restart, a failover), which

@@ -7,10 +7,12 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -145,14 +147,21 @@ def settings(database_url: str, trained_models: str) -> Settings:
     return test_settings(database_url, model_dir=trained_models)
 
 
-@pytest.fixture
-async def client(clean_engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The API in-process over ASGI, on a clean database."""
-    app = create_app(settings, engine=clean_engine)
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` over ASGI, inside the app's lifespan (startup before, shutdown after)."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             yield c
+
+
+@pytest.fixture
+async def client(clean_engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in-process over ASGI, on a clean database."""
+    app = create_app(settings, engine=clean_engine)
+    async with serving(app) as c:
+        yield c
 
 
 async def load_recent_users(

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 import errors
 from api import metrics
-from api.problems import RETRY_AFTER_SECONDS, problem_response
+from api.problems import database_unavailable, problem_response
 from jobs.scheduler import job_table
 from schemas.ops import ComponentStatus, HealthResponse, JobBrief, ModelsResponse
 from schemas.problem import problem_responses
@@ -37,14 +37,7 @@ async def read_health(request: Request) -> HealthResponse | JSONResponse:
         async with request.app.state.sessions() as session:
             await session.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any DB failure means "not ready"
-        return problem_response(
-            request,
-            status=503,
-            title="Service unavailable",
-            code=errors.SERVICE_UNAVAILABLE,
-            detail=f"database: {type(exc).__name__}",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
+        return database_unavailable(request, f"database: {type(exc).__name__}")
     models = request.app.state.models
     deployments = await models.model_versions()
     model_status: dict[str, ComponentStatus] = {

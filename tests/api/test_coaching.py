@@ -14,7 +14,7 @@ from api.clients import LocalModelClients
 from config import Settings
 from db.tables import RecommendationFeedback, RecommendationHistory, UserSegment
 from features.vocab import ACTIONS, SEGMENT_NAMES, SPENDING_CATEGORIES, STRATEGIES
-from tests.conftest import load_recent_users
+from tests.conftest import load_recent_users, serving
 from training.demo_data import DEMO_PASSWORD, demo_email
 
 
@@ -184,18 +184,16 @@ async def test_without_models_answers_degrade_to_fallbacks(
         engine=clean_engine,
         models=LocalModelClients(str(tmp_path / "empty"), bandit=None),
     )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            h = await _login(c, 9)
-            legacy = (await c.get("/coaching/recommendation", headers=h)).json()
-            assert legacy["fallback"] is True and legacy["model_version"] == "rules"
-            enhanced = (await c.get("/coaching/enhanced-recommendation", headers=h)).json()
-            assert enhanced["fallback"] is True and enhanced["strategy_source"] == "default"
-            spend = (await c.get("/coaching/spending-prediction", headers=h)).json()
-            assert spend["fallback"] is True and "moving average" in spend["method"]
-            assert (await c.get("/coaching/user-segment", headers=h)).status_code == 503
-            health = (await c.get("/health")).json()
-            assert health["status"] == "degraded"
-            strategies = (await c.get("/coaching/strategies", headers=h)).json()
-            assert strategies["available"] is False
+    async with serving(app) as c:
+        h = await _login(c, 9)
+        legacy = (await c.get("/coaching/recommendation", headers=h)).json()
+        assert legacy["fallback"] is True and legacy["model_version"] == "rules"
+        enhanced = (await c.get("/coaching/enhanced-recommendation", headers=h)).json()
+        assert enhanced["fallback"] is True and enhanced["strategy_source"] == "default"
+        spend = (await c.get("/coaching/spending-prediction", headers=h)).json()
+        assert spend["fallback"] is True and "moving average" in spend["method"]
+        assert (await c.get("/coaching/user-segment", headers=h)).status_code == 503
+        health = (await c.get("/health")).json()
+        assert health["status"] == "degraded"
+        strategies = (await c.get("/coaching/strategies", headers=h)).json()
+        assert strategies["available"] is False

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
+from config import Settings
 from db.tables import BehavioralEvent, RecommendationFeedback
 from tests.conftest import IN_CI, register, test_settings
 
@@ -51,14 +51,10 @@ def _restart(version: str) -> float:
 
 
 @pytest.fixture
-async def client(clean_engine: AsyncEngine, database_url: str, trained_models: str):
-    """The app in-process, rate limits off (8 clients of one user post as fast as they can)."""
-    settings = test_settings(database_url, model_dir=trained_models, rate_limit_per_minute=0)
-    app = create_app(settings, engine=clean_engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            yield c
+def settings(database_url: str, trained_models: str) -> Settings:
+    """Rate limits off: 8 clients of one user post as fast as they can (conftest's ``client``
+    serves the app with these settings)."""
+    return test_settings(database_url, model_dir=trained_models, rate_limit_per_minute=0)
 
 
 async def test_postgres_restart_during_load_loses_no_acknowledged_write(

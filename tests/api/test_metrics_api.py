@@ -3,7 +3,6 @@ cached answer, a fallback, the bandit, model calls and events (accepted, duplica
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,10 +14,9 @@ from actors.bandit_book import segment_key
 from api import metrics
 from api.app import create_app
 from api.clients import LocalModelClients
-from api.security import hash_password
 from config import Settings
-from training.demo_data import DEMO_PASSWORD, demo_email, load_population
-from training.simulator import SimConfig, simulate
+from tests.conftest import load_recent_users, serving
+from training.demo_data import DEMO_PASSWORD, demo_email
 
 
 @pytest.fixture
@@ -29,12 +27,7 @@ def fresh_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def demo(clean_engine: AsyncEngine, settings: Settings) -> None:
-    today = datetime.now(UTC).date()
-    start = today - timedelta(days=today.weekday()) - timedelta(weeks=16)
-    population = simulate(SimConfig(n_users=3, n_weeks=16, seed=5, start=start))
-    await load_population(
-        clean_engine, population, hashed_password=hash_password(DEMO_PASSWORD, settings)
-    )
+    await load_recent_users(clean_engine, settings, users=3, weeks=16, seed=5)
 
 
 async def _login(c: httpx.AsyncClient, index: int) -> None:
@@ -59,23 +52,21 @@ async def test_metrics_show_cache_fallback_bandit_model_and_event_counts(
     fresh_metrics: None, clean_engine: AsyncEngine, settings: Settings, demo: None, tmp_path: Any
 ) -> None:
     app = create_app(settings, engine=clean_engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            await _login(c, 0)
-            first = (await c.get("/coaching/spending-prediction?weeks=1")).json()
-            again = (await c.get("/coaching/spending-prediction?weeks=1")).json()
-            assert first["cached"] is False and again["cached"] is True
-            rec = (await c.get("/coaching/enhanced-recommendation")).json()
-            fb = await c.post(
-                "/coaching/feedback", json={"recommendation_id": rec["id"], "helpful": True}
-            )
-            assert fb.json()["bandit_updated"] is True
-            event = {"event_type": "search", "event_id": "metrics-ev-1"}
-            assert (await c.post("/events", json=event)).status_code == 202
-            assert (await c.post("/events", json=event)).json()["stored"] is False
-            assert (await c.post("/events", json={"event_type": "nope"})).status_code == 422
-            assert (await c.get("/transactions", params={"limit": "x"})).status_code == 422
+    async with serving(app) as c:
+        await _login(c, 0)
+        first = (await c.get("/coaching/spending-prediction?weeks=1")).json()
+        again = (await c.get("/coaching/spending-prediction?weeks=1")).json()
+        assert first["cached"] is False and again["cached"] is True
+        rec = (await c.get("/coaching/enhanced-recommendation")).json()
+        fb = await c.post(
+            "/coaching/feedback", json={"recommendation_id": rec["id"], "helpful": True}
+        )
+        assert fb.json()["bandit_updated"] is True
+        event = {"event_type": "search", "event_id": "metrics-ev-1"}
+        assert (await c.post("/events", json=event)).status_code == 202
+        assert (await c.post("/events", json=event)).json()["stored"] is False
+        assert (await c.post("/events", json={"event_type": "nope"})).status_code == 422
+        assert (await c.get("/transactions", params={"limit": "x"})).status_code == 422
 
     # Without models: the documented fallbacks, counted per endpoint and model.
     no_models = create_app(
@@ -83,12 +74,10 @@ async def test_metrics_show_cache_fallback_bandit_model_and_event_counts(
         engine=clean_engine,
         models=LocalModelClients(str(tmp_path / "empty"), bandit=None),
     )
-    async with no_models.router.lifespan_context(no_models):
-        transport = httpx.ASGITransport(app=no_models)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            await _login(c, 1)
-            assert (await c.get("/coaching/recommendation")).json()["fallback"] is True
-            r = await c.get("/metrics")
+    async with serving(no_models) as c:
+        await _login(c, 1)
+        assert (await c.get("/coaching/recommendation")).json()["fallback"] is True
+        r = await c.get("/metrics")
 
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     s = _samples(r.text)

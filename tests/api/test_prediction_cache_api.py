@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from tests.conftest import IN_CI, load_recent_users, test_settings
+from tests.conftest import IN_CI, load_recent_users, serving, test_settings
 from training.demo_data import DEMO_PASSWORD, demo_email
 
 REDIS_URL = os.environ.get("FINCOACH_TEST_REDIS_URL", "")
@@ -46,14 +46,10 @@ async def cached_client(
     )
     await load_recent_users(clean_engine, settings, users=6, weeks=16, seed=4)
     app = create_app(settings, engine=clean_engine)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            r = await c.post(
-                "/auth/token", data={"username": demo_email(0), "password": DEMO_PASSWORD}
-            )
-            c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-            yield c, app, models
+    async with serving(app) as c:
+        r = await c.post("/auth/token", data={"username": demo_email(0), "password": DEMO_PASSWORD})
+        c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        yield c, app, models
     if request.param == "redis":  # only this test's keys: the Redis is shared
         import redis.asyncio as aioredis
 
