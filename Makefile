@@ -37,6 +37,16 @@ test: $(DEV_STAMP) ## Install dev dependencies and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Each run shifts the clock of pytest and everything it starts (Ray included) with libfaketime:
+# the simulator and the app anchor their data to "now", so a test must hold on every weekday,
+# and across midnight and the Sunday-Monday week boundary.
+CLOCKS ?= +0d +1d +2d +3d +4d +5d +6d
+test-clock: $(DEV_STAMP) ## The whole suite at each of CLOCKS (faketime offsets or "@YYYY-MM-DD HH:MM:SS")
+	@command -v faketime >/dev/null || { echo "needs faketime (Debian: apt-get install faketime)"; exit 1; }
+	@set -e; for c in $(CLOCKS); do c=$${c//_/ }; \
+	  echo "== clock $$c: starts $$(faketime -f "$$c" date -u '+%a %F %T UTC')"; \
+	  faketime -f "$$c" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS); done
+
 fuzz: $(DEV_STAMP) ## Long API fuzzing: FUZZ_EXAMPLES (500) per operation, boundary cases, call chains
 	FINCOACH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FINCOACH_FUZZ_COVERAGE=1 FINCOACH_FUZZ_STATEFUL=1 \
 		$(BIN)/pytest tests/api/test_fuzz.py --timeout=3600 $(PYTEST_ARGS)
@@ -53,4 +63,4 @@ format: $(DEV_STAMP) ## Apply ruff formatting and fixes
 clean: ## Remove the venv, caches and the embedded database
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache fincoach.db fincoach.db-*
 
-.PHONY: help install serve test fuzz lint format clean
+.PHONY: help install serve test test-clock fuzz lint format clean

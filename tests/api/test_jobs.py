@@ -9,12 +9,20 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from config import Settings
-from db.tables import JobRun, ModelPerformance, PredictionCache, User, UserSegment
+from db.tables import (
+    BehavioralEvent,
+    JobRun,
+    ModelPerformance,
+    PredictionCache,
+    Transaction,
+    User,
+    UserSegment,
+)
 from jobs.runner import JOBS
 from jobs.scheduler import JobScheduler, ensure_rows, run_now
 from tests.conftest import load_recent_users, test_settings
@@ -24,9 +32,42 @@ from tests.conftest import load_recent_users, test_settings
 async def app_state(clean_engine: AsyncEngine, database_url: str, trained_models: str):
     settings: Settings = test_settings(database_url, model_dir=trained_models)
     await load_recent_users(clean_engine, settings, users=8, weeks=12, seed=6)
+    # Three users certainly active in the last 7 days, whatever the weekday: an event an hour ago.
+    async with clean_engine.begin() as conn:
+        ids = (await conn.scalars(select(User.id).order_by(User.id).limit(3))).all()
+        now = datetime.now(UTC)
+        await conn.execute(
+            insert(BehavioralEvent),
+            [
+                {
+                    "event_id": f"fresh-{uid}",
+                    "user_id": uid,
+                    "event_type": "page_view",
+                    "event_data": {},
+                    "timestamp": now - timedelta(hours=1),
+                }
+                for uid in ids
+            ],
+        )
     app = create_app(settings, engine=clean_engine)
     async with app.router.lifespan_context(app):
         yield app
+
+
+async def _active_since(engine: AsyncEngine, days: int) -> set[int]:
+    """Users with a transaction or an event in the last ``days`` days, read from the rows and
+    filtered here in Python (not with the job's own query), whatever day the test runs on."""
+    start = datetime.now(UTC) - timedelta(days=days)
+    async with engine.connect() as conn:
+        rows = [
+            *(await conn.execute(select(Transaction.user_id, Transaction.occurred_at))).all(),
+            *(await conn.execute(select(BehavioralEvent.user_id, BehavioralEvent.timestamp))).all(),
+        ]
+    return {int(uid) for uid, at in rows if _utc(at) >= start}
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def _row(engine: AsyncEngine, name: str) -> Any:
@@ -43,12 +84,25 @@ async def test_every_job_runs_and_is_recorded(app_state, clean_engine: AsyncEngi
         assert row.last_status == "ok" and row.runs == 1 and row.lease_owner is None
         expected_next = row.last_finished_at + timedelta(seconds=JOBS[name].period_s)
         assert abs((row.next_run_at - expected_next).total_seconds()) < 1
+    active_30, active_7 = (
+        await _active_since(clean_engine, 30),
+        await _active_since(clean_engine, 7),
+    )
     async with clean_engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(UserSegment)) == 8
+        segmented = set((await conn.scalars(select(UserSegment.user_id))).all())
         names = set((await conn.scalars(select(ModelPerformance.model_name))).all())
-        cached = await conn.scalar(select(func.count()).select_from(PredictionCache))
+        cached = (
+            await conn.execute(select(PredictionCache.user_id, PredictionCache.prediction_type))
+        ).all()
+    assert len(active_30) == 8 and segmented == active_30
     assert {"forecast_online", "segmentation_online"} <= names
-    assert cached == 8, "cache warming stores one forecast per active user"
+    # The simulated weeks end before this week's Monday, so how many users were active in the
+    # last 7 days depends on the weekday; the fixture gives some of them a fresh event.
+    assert len(active_7) >= 3
+    assert sorted(uid for uid, _ in cached) == sorted(active_7), (
+        "cache warming stores one forecast per user active in 7 days, and only for them"
+    )
+    assert {kind for _, kind in cached} == {"spending"}
     # Idempotent: a second segments run stores the same assignments.
     async with clean_engine.connect() as conn:
         before = sorted(
