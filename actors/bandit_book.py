@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
-from api import metrics
-from db.engine import make_engine
-from db.tables import RecommendationFeedback, RecommendationHistory
-from features.vocab import STRATEGIES
+from fincoach.db.engine import make_engine
+from fincoach.db.tables import RecommendationFeedback, RecommendationHistory
+from fincoach.features.vocab import STRATEGIES
+from fincoach.observability import metrics
 from models.bandit import BanditStats
 
 UNKNOWN_SEGMENT = "unknown"

@@ -24,7 +24,7 @@ class BanditStatsActor:
     async def __init__(
         self, algorithm: str = "thompson", database_url: str | None = None, seed: int = 0
     ) -> None:
-        from config import get_settings
+        from fincoach.config import get_settings
 
         self._book = BanditBook(database_url or get_settings().database_url, algorithm, seed)
         await self._book.rebuild()

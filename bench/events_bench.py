@@ -72,8 +72,8 @@ async def drop_database(admin_url: str, name: str) -> None:
 async def make_users(url: str) -> list[int]:
     from sqlalchemy import insert
 
-    from db.engine import make_engine
-    from db.tables import User, UserProfile
+    from fincoach.db.engine import make_engine
+    from fincoach.db.tables import User, UserProfile
 
     engine = make_engine(url)
     async with engine.begin() as conn:
@@ -96,8 +96,8 @@ async def make_users(url: str) -> list[int]:
 async def count_events(url: str) -> int:
     from sqlalchemy import func, select
 
-    from db.engine import make_engine
-    from db.tables import BehavioralEvent
+    from fincoach.db.engine import make_engine
+    from fincoach.db.tables import BehavioralEvent
 
     engine = make_engine(url)
     async with engine.connect() as conn:
@@ -206,8 +206,8 @@ async def http_load(
 async def write_path(
     url: str, user_ids: list[int], batch_size: int, *, concurrency: int, seconds: float
 ) -> tuple[int, float]:
-    from db.engine import make_engine
-    from tracking.batcher import EventBatcher
+    from fincoach.db.engine import make_engine
+    from fincoach.tracking.batcher import EventBatcher
 
     engine = make_engine(url, pool_size=10)
     batcher = EventBatcher(engine, batch_size=batch_size)
@@ -260,9 +260,9 @@ def main() -> None:
 
     from pydantic import SecretStr
 
-    from api.security import create_access_token
-    from config import Settings
-    from db.migrate import upgrade
+    from fincoach.config import Settings
+    from fincoach.db.migrate import upgrade
+    from fincoach.usecases.passwords import create_access_token
 
     work = Path(tempfile.mkdtemp(prefix="fincoach-events-bench-"))
     model_dir = opts.model_dir

@@ -368,7 +368,7 @@ async def run_cell(
 async def login(base: str, n: int) -> list[dict[str, str]]:
     import httpx
 
-    from training.demo_data import DEMO_PASSWORD, demo_email
+    from fincoach.training.demo_data import DEMO_PASSWORD, demo_email
 
     headers = []
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -395,13 +395,13 @@ def _event_loop_runner() -> asyncio.Runner:
 def prepare(workdir: Path, model_dir: str | None) -> tuple[str, str]:
     """Migrate a fresh SQLite database, load demo users, train models (unless given), assign
     the demo users' segments (as `fincoach serve` does). Returns (database URL, model dir)."""
-    from api.security import hash_password
-    from config import Settings
-    from db.engine import make_engine
-    from db.migrate import upgrade
-    from jobs.segments import refresh_segments
-    from training.demo_data import DEMO_PASSWORD, load_population
-    from training.simulator import SimConfig, simulate
+    from fincoach.config import Settings
+    from fincoach.db.engine import make_engine
+    from fincoach.db.migrate import upgrade
+    from fincoach.jobs.segments import refresh_segments
+    from fincoach.training.demo_data import DEMO_PASSWORD, load_population
+    from fincoach.training.simulator import SimConfig, simulate
+    from fincoach.usecases.passwords import hash_password
 
     if model_dir is None:
         model_dir = str(workdir / "artifacts")
@@ -488,8 +488,8 @@ def haproxy_check() -> str:
 def child_inprocess(port: int) -> None:
     import uvicorn
 
-    from api.app import create_app
-    from config import get_settings
+    from fincoach.config import get_settings
+    from fincoach.http.app import create_app
 
     # Access log off: Serve writes its request log to files, uvicorn would print to a pipe.
     uvicorn.run(
@@ -639,10 +639,10 @@ def child_profile(requests: int) -> None:
 
     import httpx
 
-    import api.deps as deps
-    import api.routes.coaching as coaching
-    from api.app import create_app
-    from config import get_settings
+    import fincoach.http.deps as deps
+    import fincoach.http.routes.coaching as coaching
+    from fincoach.config import get_settings
+    from fincoach.http.app import create_app
 
     timings: dict[str, list[float]] = {}
     rows: list[int] = []
@@ -672,7 +672,7 @@ def child_profile(requests: int) -> None:
         return sync_wrapper
 
     async def main() -> None:
-        from training.demo_data import DEMO_PASSWORD, demo_email
+        from fincoach.training.demo_data import DEMO_PASSWORD, demo_email
 
         app = create_app(get_settings())
         async with app.router.lifespan_context(app):

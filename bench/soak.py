@@ -53,7 +53,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_bench import _label, _stat, loadavg, machine_jiffies  # noqa: E402
 
-from features.vocab import EVENT_TYPES  # noqa: E402  (the event types the API accepts)
+from fincoach.features.vocab import EVENT_TYPES  # noqa: E402  (the event types the API accepts)
 
 DEMO_PASSWORD = "demo-password"
 PAGE = os.sysconf("SC_PAGE_SIZE")

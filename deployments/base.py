@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from api import metrics
+from fincoach.observability import metrics
 from models.registry import ModelRegistry
 from models.serving import ModelService
 

@@ -18,9 +18,9 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.app import create_app
-from api.clients import ServeModelClients
-from config import get_settings
+from fincoach.config import get_settings
+from fincoach.http.app import create_app
+from fincoach.usecases.clients import ServeModelClients
 from schemas.app_args import AppArgs
 
 

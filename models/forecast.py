@@ -42,7 +42,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
 from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
 
-from features.forecast import (
+from fincoach.features.forecast import (
     CATEGORY_FEATURE,
     FEATURE_NAMES,
     N_CATEGORIES,

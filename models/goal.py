@@ -39,7 +39,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
-from features.goals import (
+from fincoach.features.goals import (
     GOAL_FEATURE_INDEX,
     GOAL_FEATURE_MONOTONIC,
     GOAL_FEATURE_NAMES,

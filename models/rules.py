@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.state import LEGACY_FEATURE_NAMES
-from features.vocab import ACTIONS
+from fincoach.features.state import LEGACY_FEATURE_NAMES
+from fincoach.features.vocab import ACTIONS
 
 _I = {name: i for i, name in enumerate(LEGACY_FEATURE_NAMES)}
 A = {name: i for i, name in enumerate(ACTIONS)}

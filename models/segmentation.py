@@ -19,8 +19,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.mixture import GaussianMixture
 
-from features.state import BEHAVIOR_FEATURE_NAMES
-from features.vocab import SEGMENT_NAMES
+from fincoach.features.state import BEHAVIOR_FEATURE_NAMES
+from fincoach.features.vocab import SEGMENT_NAMES
 
 # Prototype of each name: weights over standardized features (BEHAVIOR_FEATURE_NAMES). A
 # component's score for a name is the weighted sum of its centroid's z-scores.

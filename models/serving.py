@@ -16,10 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from features.forecast import FEATURE_NAMES as FORECAST_FEATURE_NAMES
-from features.goals import GOAL_FEATURE_NAMES
-from features.state import BEHAVIOR_FEATURE_NAMES, ENHANCED_FEATURE_NAMES, LEGACY_FEATURE_NAMES
-from features.vocab import ACTIONS, SEGMENT_NAMES, SPENDING_CATEGORIES
+from fincoach.features.forecast import FEATURE_NAMES as FORECAST_FEATURE_NAMES
+from fincoach.features.goals import GOAL_FEATURE_NAMES
+from fincoach.features.state import (
+    BEHAVIOR_FEATURE_NAMES,
+    ENHANCED_FEATURE_NAMES,
+    LEGACY_FEATURE_NAMES,
+)
+from fincoach.features.vocab import ACTIONS, SEGMENT_NAMES, SPENDING_CATEGORIES
 from models.registry import Manifest, ModelRegistry
 
 Validator = Callable[[Any, Manifest], None]

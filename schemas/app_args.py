@@ -37,13 +37,13 @@ class AppArgs(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str | None) -> str | None:
-        from config import normalize_database_url
+        from fincoach.config import normalize_database_url
 
         return normalize_database_url(url) if url else None
 
     def resolved_model_dir(self) -> str:
         from pathlib import Path
 
-        from config import get_settings
+        from fincoach.config import get_settings
 
         return str(Path(self.model_dir or get_settings().model_dir).resolve())

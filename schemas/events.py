@@ -9,7 +9,7 @@ from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from features.vocab import EVENT_TYPES
+from fincoach.features.vocab import EVENT_TYPES
 from schemas.common import IsoDatetime, RequestModel
 
 MAX_BATCH: Final = 500

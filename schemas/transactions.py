@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from features.vocab import CATEGORIES
+from fincoach.features.vocab import CATEGORIES
 from schemas.common import IsoDatetime, PositiveAmount, RequestModel, ResponseModel
 
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]

@@ -17,11 +17,11 @@ from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from api.app import create_app
-from config import Settings
-from db.engine import make_engine
-from db.migrate import upgrade
-from db.tables import Base
+from fincoach.config import Settings
+from fincoach.db.engine import make_engine
+from fincoach.db.migrate import upgrade
+from fincoach.db.tables import Base
+from fincoach.http.app import create_app
 
 PG_URL = os.environ.get("FINCOACH_TEST_POSTGRES_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -130,8 +130,8 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A registry with small but real models, trained once per test session (~10 s)."""
     from threadpoolctl import threadpool_limits
 
+    from fincoach.training.pipeline import TrainConfig, run
     from models.registry import ModelRegistry
-    from training.pipeline import TrainConfig, run
 
     root = tmp_path_factory.mktemp("artifacts")
     with threadpool_limits(1):
@@ -179,9 +179,9 @@ async def load_recent_users(
     from dataclasses import replace
     from datetime import UTC, datetime, timedelta
 
-    from api.security import hash_password
-    from training.demo_data import DEMO_PASSWORD, load_population
-    from training.simulator import SimConfig, simulate
+    from fincoach.training.demo_data import DEMO_PASSWORD, load_population
+    from fincoach.training.simulator import SimConfig, simulate
+    from fincoach.usecases.passwords import hash_password
 
     today = datetime.now(UTC).date()
     start = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from api.security import create_access_token
-from config import Settings
+from fincoach.config import Settings
+from fincoach.usecases.passwords import create_access_token
 from tests.conftest import register
 
 

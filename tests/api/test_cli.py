@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.tables import BehavioralEvent, Goal, Transaction, User, UserProfile
-from training.simulator import SimConfig, simulate
+from fincoach.db.tables import BehavioralEvent, Goal, Transaction, User, UserProfile
+from fincoach.training.simulator import SimConfig, simulate
 
 FINCOACH = str(Path(sys.executable).parent / "fincoach")
 COMMANDS = [
@@ -111,7 +111,7 @@ def test_demo_data_refuses_a_start_that_is_not_a_monday(tmp_path: Path) -> None:
 async def test_segments_job_assigns_every_user_idempotently(
     database_url: str, clean_engine: AsyncEngine, trained_models: str
 ) -> None:
-    from db.tables import UserSegment
+    from fincoach.db.tables import UserSegment
 
     load = run("demo-data", "--users", "15", "--weeks", "10", "--quiet", env_url=database_url)
     assert load.returncode == 0, load.stderr

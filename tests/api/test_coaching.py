@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
-from api.clients import LocalModelClients
-from config import Settings
-from db.tables import RecommendationFeedback, RecommendationHistory, UserSegment
-from features.vocab import ACTIONS, SEGMENT_NAMES, SPENDING_CATEGORIES, STRATEGIES
+from fincoach.config import Settings
+from fincoach.db.tables import RecommendationFeedback, RecommendationHistory, UserSegment
+from fincoach.features.vocab import ACTIONS, SEGMENT_NAMES, SPENDING_CATEGORIES, STRATEGIES
+from fincoach.http.app import create_app
+from fincoach.training.demo_data import DEMO_PASSWORD, demo_email
+from fincoach.usecases.clients import LocalModelClients
 from tests.conftest import load_recent_users, serving
-from training.demo_data import DEMO_PASSWORD, demo_email
 
 
 async def _login(client: httpx.AsyncClient, index: int) -> dict[str, str]:

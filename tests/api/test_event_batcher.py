@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.tables import BehavioralEvent, User
-from tracking.batcher import EventBatcher
+from fincoach.db.tables import BehavioralEvent, User
+from fincoach.tracking.batcher import EventBatcher
 
 
 async def _user(engine: AsyncEngine) -> int:

@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.tables import BehavioralEvent
+from fincoach.db.tables import BehavioralEvent
 from tests.conftest import register
 
 

@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from config import Settings
-from db.tables import BehavioralEvent, RecommendationFeedback
+from fincoach.config import Settings
+from fincoach.db.tables import BehavioralEvent, RecommendationFeedback
 from tests.conftest import IN_CI, register, test_settings
 
 

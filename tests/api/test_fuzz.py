@@ -49,10 +49,10 @@ from sqlalchemy import delete, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
-from api.problems import PROBLEM_SCHEMA_REF
-from db.engine import make_engine
-from db.tables import Base
+from fincoach.db.engine import make_engine
+from fincoach.db.tables import Base
+from fincoach.http.app import create_app
+from fincoach.http.problems import PROBLEM_SCHEMA_REF
 from schemas.problem import PROBLEM_MEDIA_TYPE
 from tests.conftest import register, test_settings, truncate_all
 

@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
-from config import Settings
-from db.tables import (
+from fincoach.config import Settings
+from fincoach.db.tables import (
     BehavioralEvent,
     JobRun,
     ModelPerformance,
@@ -23,8 +22,9 @@ from db.tables import (
     User,
     UserSegment,
 )
-from jobs.runner import JOBS
-from jobs.scheduler import JobScheduler, ensure_rows, run_now
+from fincoach.http.app import create_app
+from fincoach.jobs.runner import JOBS
+from fincoach.jobs.scheduler import JobScheduler, ensure_rows, run_now
 from tests.conftest import load_recent_users, test_settings
 
 

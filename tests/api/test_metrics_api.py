@@ -11,12 +11,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.bandit_book import segment_key
-from api import metrics
-from api.app import create_app
-from api.clients import LocalModelClients
-from config import Settings
+from fincoach.config import Settings
+from fincoach.http.app import create_app
+from fincoach.observability import metrics
+from fincoach.training.demo_data import DEMO_PASSWORD, demo_email
+from fincoach.usecases.clients import LocalModelClients
 from tests.conftest import load_recent_users, serving
-from training.demo_data import DEMO_PASSWORD, demo_email
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.migrate import check_schema, downgrade, upgrade
-from db.tables import REQUIRED_INDEXES, Base, Goal, Transaction, User, utcnow
+from fincoach.db.migrate import check_schema, downgrade, upgrade
+from fincoach.db.tables import REQUIRED_INDEXES, Base, Goal, Transaction, User, utcnow
 
 
 async def test_migrations_match_the_tables(clean_engine: AsyncEngine) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api.app import create_app
+from fincoach.http.app import create_app
 from schemas.ops import HealthResponse, ModelsResponse
 from schemas.problem import PROBLEM_MEDIA_TYPE
 from tests.conftest import test_settings

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
+from fincoach.http.app import create_app
+from fincoach.training.demo_data import DEMO_PASSWORD, demo_email
 from tests.conftest import IN_CI, load_recent_users, serving, test_settings
-from training.demo_data import DEMO_PASSWORD, demo_email
 
 REDIS_URL = os.environ.get("FINCOACH_TEST_REDIS_URL", "")
 

@@ -36,11 +36,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import api.routes.users as users_routes
-from api.app import create_app
-from api.headers import API_CSP, DOCS_CSP
-from api.ratelimit import FailureWindows, TokenBuckets
-from db.tables import Base, Goal, User
+import fincoach.http.routes.users as users_routes
+from fincoach.db.tables import Base, Goal, User
+from fincoach.http.app import create_app
+from fincoach.http.headers import API_CSP, DOCS_CSP
+from fincoach.http.ratelimit import FailureWindows, TokenBuckets
 from tests.conftest import register, test_settings
 
 FUTURE = (date.today() + timedelta(days=90)).isoformat()
@@ -270,7 +270,7 @@ async def test_a_proxy_address_is_not_throttled_for_everyone_behind_it(
 
 
 def test_proxy_addresses_setting_takes_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    from config import Settings
+    from fincoach.config import Settings
 
     monkeypatch.setenv("FINCOACH_PROXY_ADDRESSES", "10.0.0.5, 10.0.0.6")
     assert Settings().proxy_addresses == ["10.0.0.5", "10.0.0.6"]

@@ -9,13 +9,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.engine import make_sessionmaker
-from db.queries.features import load_snapshot
-from db.tables import User
-from features.state import behavior_features, enhanced_state, legacy_state
-from training.datasets import snapshots
-from training.demo_data import demo_email, load_population
-from training.simulator import SimConfig, simulate
+from fincoach.db.engine import make_sessionmaker
+from fincoach.db.queries.features import load_snapshot
+from fincoach.db.tables import User
+from fincoach.features.state import behavior_features, enhanced_state, legacy_state
+from fincoach.training.datasets import snapshots
+from fincoach.training.demo_data import demo_email, load_population
+from fincoach.training.simulator import SimConfig, simulate
 
 
 async def test_snapshot_read_from_the_database_matches_training(

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.tables import ModelPerformance
+from fincoach.db.tables import ModelPerformance
 from models.registry import ModelRegistry
 
 FINCOACH = str(Path(sys.executable).parent / "fincoach")

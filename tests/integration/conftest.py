@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import Select
 
-from db.engine import make_engine
+from fincoach.db.engine import make_engine
 from tests.conftest import BACKENDS, load_recent_users, migrated_database
 
 APP_NAME = "fincoach"
@@ -153,8 +153,8 @@ async def demo_logins(
 ) -> list[dict[str, str]]:
     """Simulated users with 16 weeks of history ending this week, loaded into the app's
     database and logged in through Serve: their Authorization headers."""
-    from config import Settings
-    from training.demo_data import DEMO_PASSWORD, demo_email
+    from fincoach.config import Settings
+    from fincoach.training.demo_data import DEMO_PASSWORD, demo_email
 
     cheap = Settings(password_hash_time_cost=1, password_hash_memory_kib=1024)
     engine = make_engine(database_url)

@@ -10,7 +10,7 @@ import pytest
 import ray
 from sqlalchemy import select
 
-from db.tables import RecommendationHistory
+from fincoach.db.tables import RecommendationHistory
 from tests.integration.conftest import demo_logins, stored
 
 pytestmark = pytest.mark.integration

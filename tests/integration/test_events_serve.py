@@ -12,8 +12,8 @@ import pytest
 import ray
 from sqlalchemy import func, select
 
-from db.engine import make_engine
-from db.tables import BehavioralEvent
+from fincoach.db.engine import make_engine
+from fincoach.db.tables import BehavioralEvent
 from tests.integration.conftest import stored
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fincoach.training.bandit_eval import compare, simulate_regret
 from models.bandit import ALGORITHMS, BanditStats
-from training.bandit_eval import compare, simulate_regret
 
 ARMS = ["budget_tips", "goal_nudge", "spend_alert", "peer_compare", "celebrate"]
 # Share of users who rate each strategy helpful: a realistic spread is narrower than 0.2..0.8,

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from features.frames import EventFrame
-from features.vocab import EVENT_TYPES
-from tracking.analysis import (
+from fincoach.features.frames import EventFrame
+from fincoach.features.vocab import EVENT_TYPES
+from fincoach.tracking.analysis import (
     CHANGE_TEST_NAME,
     MIN_CHANGE_EVENTS,
     BehaviorSummary,

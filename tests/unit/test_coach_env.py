@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.state import ENHANCED_DIM, LEGACY_FEATURE_NAMES
-from features.vocab import ACTIONS
+from fincoach.features.state import ENHANCED_DIM, LEGACY_FEATURE_NAMES
+from fincoach.features.vocab import ACTIONS
+from fincoach.training.coach_env import N_ACTIONS, CoachingEnv, EnvConfig, collect, run_policy
 from models.rules import noisy_rule_probabilities, rule_based_action
-from training.coach_env import N_ACTIONS, CoachingEnv, EnvConfig, collect, run_policy
 
 CFG = EnvConfig(n_users=60, seed=9, horizon=3, warmup_weeks=6)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from config import DEV_JWT_SECRET, Settings
+from fincoach.config import DEV_JWT_SECRET, Settings
 
 
 def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ from typing import Any, get_args
 import pytest
 from pydantic import ValidationError
 
-from features.vocab import EVENT_TYPES
+from fincoach.features.vocab import EVENT_TYPES
 from schemas.events import (
     MAX_BATCH,
     MAX_EVENT_DATA_BYTES,

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from features.frames import EventFrame, GoalRow, Profile, TransactionFrame, UserSnapshot
-from features.state import (
+from fincoach.features.frames import EventFrame, GoalRow, Profile, TransactionFrame, UserSnapshot
+from fincoach.features.state import (
     BEHAVIOR_FEATURE_NAMES,
     ENHANCED_DIM,
     ENHANCED_FEATURE_NAMES,
@@ -19,9 +19,9 @@ from features.state import (
     legacy_state,
     weekly_matrix,
 )
-from features.vocab import CATEGORIES
-from training.datasets import behavior_matrix, snapshots, state_matrix
-from training.simulator import SimConfig, simulate
+from fincoach.features.vocab import CATEGORIES
+from fincoach.training.datasets import behavior_matrix, snapshots, state_matrix
+from fincoach.training.simulator import SimConfig, simulate
 
 AS_OF = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 

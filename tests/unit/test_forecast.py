@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from features.forecast import (
+from fincoach.features.forecast import (
     FEATURE_NAMES,
     N_CATEGORIES,
     N_FEATURES,
     forecast_features,
     shrunk_level,
 )
+from fincoach.training.forecast_eval import evaluate, peer_forecasts, point_metrics
+from fincoach.training.simulator import SPEND_IDX, Population, SimConfig, simulate
 from models.forecast import SpendingForecaster
 from models.registry import ModelRegistry
-from training.forecast_eval import evaluate, peer_forecasts, point_metrics
-from training.simulator import SPEND_IDX, Population, SimConfig, simulate
 
 FIRST_WEEK = 2  # ISO week of SimConfig's default start, 2025-01-06
 N_SEG = 5

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from features.goals import (
+from fincoach.features.goals import (
     GOAL_FEATURE_INDEX,
     GOAL_FEATURE_MONOTONIC,
     GOAL_FEATURE_NAMES,
@@ -19,9 +19,9 @@ from features.goals import (
     goal_features,
     goal_features_batch,
 )
+from fincoach.training.goal_eval import evaluate, goal_dataset, observation_weeks_for, scores
+from fincoach.training.simulator import INCOME_IDX, SAVINGS_IDX, Population, SimConfig, simulate
 from models.goal import GoalProbabilityModel, LogisticGoalBaseline
-from training.goal_eval import evaluate, goal_dataset, observation_weeks_for, scores
-from training.simulator import INCOME_IDX, SAVINGS_IDX, Population, SimConfig, simulate
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import logging
 import httpx
 from fastapi import FastAPI
 
-from api.logging_setup import REQUEST_ID, JsonFormatter, RequestIdFilter
-from api.problems import RequestIdMiddleware
+from fincoach.http.problems import RequestIdMiddleware
+from fincoach.observability.logs import REQUEST_ID, JsonFormatter, RequestIdFilter
 
 
 def _capture(name: str) -> tuple[logging.Logger, io.StringIO, logging.Handler]:

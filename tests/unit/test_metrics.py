@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from api import metrics
+from fincoach.observability import metrics
 
 
 @pytest.fixture

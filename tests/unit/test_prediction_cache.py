@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from cache import (
+from fincoach.cache import (
     CachedPrediction,
     CacheTtls,
     PredictionCache,
@@ -29,10 +29,10 @@ from cache import (
     make_cache,
     make_key,
 )
-from cache.base import MAX_KEY_LENGTH, MAX_PREFIX_LENGTH
-from db.tables import PredictionCache as PredictionCacheRow
-from db.tables import User
-from features.vocab import PREDICTION_TYPES
+from fincoach.cache.base import MAX_KEY_LENGTH, MAX_PREFIX_LENGTH
+from fincoach.db.tables import PredictionCache as PredictionCacheRow
+from fincoach.db.tables import User
+from fincoach.features.vocab import PREDICTION_TYPES
 
 REDIS_URL = os.environ.get("FINCOACH_TEST_REDIS_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"

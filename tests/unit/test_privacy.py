@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tracking.privacy import is_sensitive_key, mask_text, scrub, scrub_with_report
+from fincoach.tracking.privacy import is_sensitive_key, mask_text, scrub, scrub_with_report
 
 # (key, sample value) per sensitive family; the values also feed the no-leak test.
 SENSITIVE_KEYS = [

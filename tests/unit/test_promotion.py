@@ -9,8 +9,8 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from fincoach.training.promotion import PromotionError, pinned_versions, promote, rollback
 from models.registry import ArtifactError, ModelRegistry
-from training.promotion import PromotionError, pinned_versions, promote, rollback
 
 CONFIG = Path(__file__).resolve().parents[2] / "serve_config.yaml"
 

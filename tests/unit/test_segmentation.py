@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from features.vocab import SEGMENT_NAMES
+from fincoach.features.vocab import SEGMENT_NAMES
+from fincoach.training.datasets import behavior_matrix
+from fincoach.training.simulator import SimConfig, simulate
 from models.segmentation import Segmenter
-from training.datasets import behavior_matrix
-from training.simulator import SimConfig, simulate
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.state import ENHANCED_DIM, LEGACY_DIM
+from fincoach.features.state import ENHANCED_DIM, LEGACY_DIM
 from models.registry import ModelRegistry
 from models.serving import RecommenderService
 

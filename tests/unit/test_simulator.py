@@ -7,8 +7,8 @@ from datetime import date
 import numpy as np
 import pytest
 
-from features.vocab import CATEGORIES, LATENT_TYPES, SPENDING_CATEGORIES
-from training.simulator import INCOME_IDX, SPEND_IDX, SimConfig, simulate
+from fincoach.features.vocab import CATEGORIES, LATENT_TYPES, SPENDING_CATEGORIES
+from fincoach.training.simulator import INCOME_IDX, SPEND_IDX, SimConfig, simulate
 
 CFG = SimConfig(n_users=150, n_weeks=40, seed=3, start=date(2025, 1, 6), future_weeks=12)
 

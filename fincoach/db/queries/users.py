@@ -1,0 +1,56 @@
+"""User and profile queries. Functions take ``session`` and never commit: the caller owns the
+transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fincoach.db.tables import User, UserProfile
+from fincoach.errors import Conflict
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.lower()))
+
+
+async def create_user(
+    session: AsyncSession, *, email: str, hashed_password: str, full_name: str | None
+) -> User:
+    """A user with an empty profile; a taken e-mail is a Conflict."""
+    user = User(email=email.lower(), hashed_password=hashed_password, full_name=full_name)
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("An account with this e-mail already exists") from exc
+    session.add(UserProfile(user_id=user.id))
+    await session.flush()
+    return user
+
+
+async def get_profile(session: AsyncSession, user_id: int) -> UserProfile:
+    profile = await session.scalar(select(UserProfile).where(UserProfile.user_id == user_id))
+    if profile is None:  # users made before profiles existed, or by hand
+        profile = UserProfile(user_id=user_id)
+        session.add(profile)
+        await session.flush()
+    return profile
+
+
+async def update_profile(
+    session: AsyncSession, user_id: int, changes: dict[str, Any]
+) -> UserProfile:
+    profile = await get_profile(session, user_id)
+    for key, value in changes.items():
+        setattr(profile, key, value)
+    await session.flush()
+    await session.refresh(profile)
+    return profile

@@ -1,0 +1,325 @@
+"""ORM tables (SQLAlchemy 2). "Model" in this codebase means an ML model; these are tables.
+
+The same definitions serve SQLite and PostgreSQL: JSON is JSONB on PostgreSQL, datetimes are
+stored in UTC and always come back timezone-aware, and the CHECK constraints are portable.
+The Alembic migrations in ``db/migrations`` must stay equal to this metadata (a test compares).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from fincoach.features.vocab import (
+    EVENT_TYPES,
+    GOAL_STATUSES,
+    PREDICTION_TYPES,
+    RISK_TOLERANCES,
+    TRANSACTION_KINDS,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Largest absolute money amount accepted anywhere: keeps NaN (which PostgreSQL sorts above every
+# number) and absurd values out at the database level too, not only in the API.
+MAX_AMOUNT = 1_000_000_000
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC; SQLite has no timezone type, so normalise here."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY, so big ids are plain integers there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Money = Numeric(14, 2, asdecimal=False)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _finite_money(column: str, *, positive: bool = False) -> str:
+    low = f"{column} > 0" if positive else f"{column} >= 0"
+    return f"{low} AND {column} < {MAX_AMOUNT}"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+
+    profile: Mapped[UserProfile | None] = relationship(
+        back_populates="user", uselist=False, lazy="raise", cascade="all, delete-orphan"
+    )
+
+
+class UserProfile(TimestampMixin, Base):
+    __tablename__ = "user_profiles"
+    __table_args__ = (
+        CheckConstraint(_finite_money("monthly_income"), name="monthly_income_range"),
+        CheckConstraint(
+            f"opening_balance > -{MAX_AMOUNT} AND opening_balance < {MAX_AMOUNT}",
+            name="opening_balance_range",
+        ),
+        CheckConstraint(_in("risk_tolerance", RISK_TOLERANCES), name="risk_tolerance_known"),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    monthly_income: Mapped[float] = mapped_column(Money, default=0, server_default="0")
+    opening_balance: Mapped[float] = mapped_column(Money, default=0, server_default="0")
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    risk_tolerance: Mapped[str] = mapped_column(
+        String(10), default="medium", server_default="medium"
+    )
+    monthly_budget: Mapped[float | None] = mapped_column(Money)
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    user: Mapped[User] = relationship(back_populates="profile", lazy="raise")
+
+
+class Goal(TimestampMixin, Base):
+    __tablename__ = "goals"
+    __table_args__ = (
+        CheckConstraint(_finite_money("target_amount", positive=True), name="target_positive"),
+        CheckConstraint(_finite_money("current_amount"), name="current_range"),
+        CheckConstraint(_in("status", GOAL_STATUSES), name="status_known"),
+        Index("ix_goals_user_id_status", "user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    target_amount: Mapped[float] = mapped_column(Money)
+    current_amount: Mapped[float] = mapped_column(Money, default=0, server_default="0")
+    target_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class Transaction(TimestampMixin, Base):
+    __tablename__ = "transactions"
+    __table_args__ = (
+        CheckConstraint(_finite_money("amount", positive=True), name="amount_range"),
+        CheckConstraint(_in("kind", TRANSACTION_KINDS), name="kind_known"),
+        Index("ix_transactions_user_id_occurred_at", "user_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    amount: Mapped[float] = mapped_column(Money)
+    category: Mapped[str] = mapped_column(String(40))
+    merchant: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(10), default="expense", server_default="expense")
+    occurred_at: Mapped[datetime]
+
+
+class RecommendationHistory(TimestampMixin, Base):
+    __tablename__ = "recommendation_history"
+    __table_args__ = (
+        CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_unit"),
+        Index("ix_recommendation_history_user_id_created_at", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    state_vector: Mapped[list[float]] = mapped_column(JSONType)
+    action_id: Mapped[int] = mapped_column(Integer)
+    action_name: Mapped[str] = mapped_column(String(60))
+    strategy: Mapped[str] = mapped_column(String(40))
+    segment_id: Mapped[int | None] = mapped_column(Integer)
+    model_version: Mapped[str] = mapped_column(String(60))
+    confidence: Mapped[float] = mapped_column(Float)
+    recommendation_text: Mapped[str] = mapped_column(Text)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class RecommendationFeedback(TimestampMixin, Base):
+    __tablename__ = "recommendation_feedback"
+    __table_args__ = (
+        CheckConstraint("reward >= 0 AND reward <= 1", name="reward_unit"),
+        Index("ix_recommendation_feedback_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # One feedback per recommendation, so a retried POST cannot teach the bandit twice.
+    recommendation_id: Mapped[int] = mapped_column(
+        ForeignKey("recommendation_history.id", ondelete="CASCADE"), unique=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    feedback_type: Mapped[str] = mapped_column(String(30))
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    reward: Mapped[float] = mapped_column(Float)
+    feedback_text: Mapped[str | None] = mapped_column(Text)
+
+
+class BehavioralEvent(TimestampMixin, Base):
+    __tablename__ = "behavioral_events"
+    __table_args__ = (
+        CheckConstraint(_in("event_type", EVENT_TYPES), name="event_type_known"),
+        Index("idx_behavioral_events_user_id", "user_id"),
+        Index("idx_behavioral_events_event_type", "event_type"),
+        Index("idx_behavioral_events_timestamp", "timestamp"),
+        Index("idx_behavioral_events_user_type_time", "user_id", "event_type", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The client's idempotency key: a retried event is stored once.
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    event_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    timestamp: Mapped[datetime]
+
+
+class UserSegment(Base):
+    __tablename__ = "user_segments"
+    __table_args__ = (
+        CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_unit"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    segment_id: Mapped[int] = mapped_column(Integer)
+    segment_name: Mapped[str] = mapped_column(String(60))
+    confidence: Mapped[float] = mapped_column(Float)
+    features: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model_version: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class PredictionCache(Base):
+    __tablename__ = "prediction_cache"
+    __table_args__ = (
+        CheckConstraint(_in("prediction_type", PREDICTION_TYPES), name="prediction_type_known"),
+        UniqueConstraint("user_id", "prediction_type", "cache_key", name="uq_prediction_cache_key"),
+        Index("idx_prediction_cache_user_type", "user_id", "prediction_type"),
+        Index("idx_prediction_cache_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    prediction_type: Mapped[str] = mapped_column(String(20))
+    # What else the entry depends on (goal id, horizon, model version), so a swap never hits.
+    cache_key: Mapped[str] = mapped_column(String(200))
+    prediction_data: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    expires_at: Mapped[datetime]
+
+
+class ModelPerformance(Base):
+    __tablename__ = "model_performance"
+    __table_args__ = (Index("idx_model_performance_name_created", "model_name", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(60))
+    model_version: Mapped[str | None] = mapped_column(String(60))
+    accuracy_metric: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sample_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    feature_importance: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class JobRun(Base):
+    """One row per background job: its schedule, its last run, and who runs it now (a lease,
+    so that of several ingress replicas exactly one runs a due job)."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    period_s: Mapped[float] = mapped_column(Float)
+    next_run_at: Mapped[datetime]
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
+    last_status: Mapped[str | None] = mapped_column(String(20))
+    last_detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    last_duration_s: Mapped[float | None] = mapped_column(Float)
+    runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None]
+
+
+# The seven named indexes of the design, which `fincoach db check` verifies.
+REQUIRED_INDEXES: dict[str, str] = {
+    "idx_behavioral_events_user_id": "behavioral_events",
+    "idx_behavioral_events_event_type": "behavioral_events",
+    "idx_behavioral_events_timestamp": "behavioral_events",
+    "idx_behavioral_events_user_type_time": "behavioral_events",
+    "idx_prediction_cache_user_type": "prediction_cache",
+    "idx_prediction_cache_expires_at": "prediction_cache",
+    "idx_model_performance_name_created": "model_performance",
+}

@@ -1,0 +1,70 @@
+"""FastAPI dependencies: settings, one DB session per request, the authenticated user."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fincoach.config import Settings
+from fincoach.db.queries.users import get_user
+from fincoach.db.tables import User
+from fincoach.errors import InvalidToken, NotAuthenticated
+from fincoach.http.ratelimit import enforce_user_limit
+from fincoach.usecases.passwords import decode_access_token
+
+logger = logging.getLogger("fincoach.api")
+_bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # Write routes commit explicitly before answering, so a 2xx always means "durable";
+    # anything left uncommitted is rolled back when the session closes.
+    session: AsyncSession = request.app.state.sessions()
+    try:
+        yield session
+    finally:
+        try:
+            await session.close()
+        except SQLAlchemyError as exc:
+            # The close usually runs after the answer went out; a connection the database
+            # dropped meanwhile (a restart) fails its rollback. Nothing is lost (whatever was to
+            # last was committed before the answer), and the pool discards the connection. An
+            # error the route raised still propagates.
+            logger.warning(
+                "closing a session failed (%s): connection discarded", type(exc).__name__
+            )
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_current_user(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(_bearer)],
+) -> User:
+    if not token:
+        raise NotAuthenticated()
+    user_id = decode_access_token(token, settings)
+    # Limited once the token is verified, before the database is asked about the user.
+    enforce_user_limit(request, user_id)
+    user = await get_user(session, user_id)
+    if user is None or not user.is_active:
+        raise InvalidToken("Token does not belong to an active user")
+    request.state.user_id = user.id  # for the tracking middleware
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
