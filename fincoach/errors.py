@@ -21,7 +21,6 @@ METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 INTERNAL_ERROR = "INTERNAL_ERROR"
-INSUFFICIENT_HISTORY = "INSUFFICIENT_HISTORY"
 RATE_LIMITED = "RATE_LIMITED"
 
 
@@ -67,12 +66,6 @@ class InvalidToken(NotAuthenticated):
 class InvalidCredentials(NotAuthenticated):
     code = INVALID_CREDENTIALS
     title = "Invalid credentials"
-
-
-class InsufficientHistory(CoachError):
-    status = 422
-    code = INSUFFICIENT_HISTORY
-    title = "Insufficient history"
 
 
 class ModelUnavailable(CoachError):

@@ -34,13 +34,12 @@ the users' current mood, so a different learner has little left to gain on this 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
-from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
 
 from fincoach.features.forecast import (
     CATEGORY_FEATURE,
@@ -56,6 +55,7 @@ from fincoach.features.forecast import (
     forecast_features,
     season_index,
 )
+from models.threads import openmp_threads
 
 # Quantile levels of the boosted models; the 80% interval picks its upper bound among the last two.
 LEVELS: Final = (0.1, 0.5, 0.8, 0.9)
@@ -201,15 +201,8 @@ class SpendingForecaster:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
 
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        # OpenMP spin-waits badly when cores are shared (measured 30x slower fits with 2 threads
-        # on a busy 2-core machine), and a serving replica owns one core anyway.
-        if self.n_threads is None:
-            yield
-            return
-        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
-            yield
+    def _threads(self) -> contextlib.AbstractContextManager[None]:
+        return openmp_threads(self.n_threads)
 
     def _prior(self, seg: np.ndarray) -> np.ndarray:
         """``(n, C)`` prior weekly spend: the segment's profile, or the population's if unknown."""

@@ -20,10 +20,7 @@ points, and a goal must not score its own copies.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
-from functools import cache
 from typing import Any, Self
 
 import numpy as np
@@ -37,42 +34,24 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import ThreadpoolController
 
 from fincoach.features.goals import (
     GOAL_FEATURE_INDEX,
     GOAL_FEATURE_MONOTONIC,
     GOAL_FEATURE_NAMES,
     N_GOAL_FEATURES,
-    PLANNED_SAVING_FEATURES,
     WINDOW_WEEKS,
     goal_features,
     goal_features_batch,
 )
+from models.goal_risks import MIN_IMPACT, risk_rules
+from models.threads import openmp_threads
 
 METHODS = ("stack", "isotonic", "sigmoid", "none")
 _F = GOAL_FEATURE_INDEX
 _GRID = 65  # points per pass of the weekly-saving search ...
 _PASSES = 4  # ... each pass narrows the bracket 64-fold, down to half a cent
-_HISTORY_FEATURES = ("savings_cv", "zero_saving_share", "savings_trend", "history_weeks")
-MIN_IMPACT = 0.01  # a rule whose fix would lift the probability less than this is not a main risk
 _MAX_LOGIT = 30.0
-
-
-@cache
-def _controller() -> ThreadpoolController:
-    # Built once (scanning the loaded libraries costs ~2 ms; limiting afterwards ~20 us).
-    return ThreadpoolController()
-
-
-@contextlib.contextmanager
-def _openmp_threads(n_threads: int | None) -> Iterator[None]:
-    """Cap OpenMP threads (the boosted trees') for the duration of a call; None leaves them."""
-    if n_threads is None:
-        yield
-    else:
-        with _controller().limit(limits=n_threads, user_api="openmp"):
-            yield
 
 
 def _check_X(X: Any) -> np.ndarray:
@@ -172,7 +151,7 @@ class GoalProbabilityModel(BaseEstimator):
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         arr = _check_X(X)
         labels = _check_y(y, arr.shape[0])
-        with _openmp_threads(self.n_threads):
+        with openmp_threads(self.n_threads):
             self._fit(arr, labels, groups)
         self.fitted_method_ = self.method  # set_params after fit must not change predictions
         self.n_features_in_ = arr.shape[1]
@@ -230,7 +209,7 @@ class GoalProbabilityModel(BaseEstimator):
         # Clipping to the training range keeps the logistic part from extrapolating far beyond
         # what it saw (e.g. a brand-new user's sentinel values); it preserves monotonicity.
         arr = np.clip(_check_X(X), self.feature_min_, self.feature_max_)
-        with _openmp_threads(self.n_threads):
+        with openmp_threads(self.n_threads):
             if self.fitted_method_ != "stack":
                 return self.classifier_.predict_proba(arr)[:, 1]
             z = self._log_odds(self.logistic_, self.booster_, arr) @ self.stack_weights_
@@ -259,7 +238,7 @@ class GoalProbabilityModel(BaseEstimator):
         row = _check_X(x)
         if row.shape[0] != 1:
             raise ValueError(f"risk_factors takes one goal, got {row.shape[0]} rows")
-        risks = _rules(row[0])
+        risks = risk_rules(row[0])
         if not risks:
             return []
         # Row 0: as is; 1: every risk fixed; 2k+2: risk k fixed alone; 2k+3: all but risk k fixed.
@@ -371,94 +350,6 @@ class GoalProbabilityModel(BaseEstimator):
         cents = np.arange(math.floor(low * 100.0), math.ceil(high * 100.0) + 1) / 100.0
         ok = np.flatnonzero(proba_at(cents) >= target_probability)
         return float(cents[ok[0]]) if ok.size else None
-
-
-def _rules(x: np.ndarray) -> list[tuple[str, str, float, tuple[str, ...]]]:
-    """(code, message, magnitude, features behind it) of each risk rule that fires for row x."""
-    if x[_F["gap_to_target"]] <= 0:
-        return []
-    risks: list[tuple[str, str, float, tuple[str, ...]]] = []
-    history = float(x[_F["history_weeks"]])
-    zero_share = float(x[_F["zero_saving_share"]])
-    n_goals = float(x[_F["n_goals"]])
-    split = f" (your savings are split across {n_goals:.0f} goals)" if n_goals > 1 else ""
-    # Without savings in the history, the counterfactual is a typical reached goal's history.
-    no_savings = (*PLANNED_SAVING_FEATURES, *_HISTORY_FEATURES)
-    if history == 0:
-        risks.append(("no_savings_history", "no savings history yet", 0.0, no_savings))
-    elif zero_share >= 1.0:
-        risks.append(
-            (
-                "no_recent_savings",
-                f"no savings in the last {history:.0f} weeks",
-                history,
-                no_savings,
-            )
-        )
-    elif x[_F["log_coverage"]] < 0:
-        ratio = math.exp(-float(x[_F["log_coverage"]]))
-        # "1.0x" would read as no problem at all: below 2x, say how much more is needed.
-        size = f"{ratio:.1f}x" if ratio >= 2 else f"{ratio - 1:.0%} above"
-        risks.append(
-            (
-                "saving_below_required",
-                f"required weekly saving is {size} your recent average{split}",
-                ratio,
-                PLANNED_SAVING_FEATURES,
-            )
-        )
-    irregular = ("zero_saving_share", "savings_cv")
-    if 0 < history and 0.2 <= zero_share < 1.0:
-        risks.append(
-            (
-                "irregular_savings",
-                f"savings are irregular ({zero_share:.0%} of weeks with none)",
-                zero_share,
-                irregular,
-            )
-        )
-    elif 0 < history and x[_F["savings_cv"]] >= 0.5:
-        cv = float(x[_F["savings_cv"]])
-        risks.append(
-            (
-                "irregular_savings",
-                f"weekly savings vary a lot (typically {cv:.0%} off the average)",
-                cv,
-                irregular,
-            )
-        )
-    if x[_F["weeks_left"]] < 8:
-        left = float(x[_F["weeks_left"]])
-        gap = float(x[_F["gap_to_target"]])
-        risks.append(
-            (
-                "little_time_left",
-                f"little time left: {left:.0f} weeks to save {gap:.0%} of the target",
-                left,
-                ("weeks_left", "elapsed_share"),
-            )
-        )
-    if 0 < history and x[_F["savings_trend"]] < 0.8:
-        drop = 1.0 - float(x[_F["savings_trend"]])
-        risks.append(
-            (
-                "declining_savings",
-                f"recent savings are {drop:.0%} below your average",
-                drop,
-                ("savings_trend",),
-            )
-        )
-    if x[_F["required_to_income"]] > 0.3:
-        share = float(x[_F["required_to_income"]])
-        risks.append(
-            (
-                "high_required_share",
-                f"this pace needs {share:.0%} of your income saved across your goals",
-                share,
-                ("required_to_income",),
-            )
-        )
-    return risks
 
 
 class LogisticGoalBaseline(BaseEstimator):

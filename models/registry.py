@@ -14,37 +14,43 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
-import platform
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
-from numbers import Real
 from pathlib import Path
 from typing import Any, Final
 
 import joblib
-import numpy as np
+
+from models.artifact_checks import (
+    CHECKED_LIBRARIES,
+    ArtifactError,
+    check_features,
+    check_library_versions,
+    check_metrics,
+    check_name,
+    dump,
+    fsync_dir,
+    is_safe,
+    is_utc_iso,
+    runtime_versions,
+    version_key,
+    write_json,
+)
+
+__all__ = ["CHECKED_LIBRARIES", "ArtifactError", "Manifest", "ModelRegistry", "runtime_versions"]
 
 MODEL_FILE: Final = "model.joblib"
 MANIFEST_FILE: Final = "manifest.json"
-# Libraries whose major.minor must match at load time: their pickles are not stable across them.
-CHECKED_LIBRARIES: Final = ("numpy", "scikit-learn")
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _AUTO_VERSION = re.compile(r"^v([0-9]+)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TMP_PREFIX = ".tmp-"
 # Concurrent auto-versioned saves of one name may race for the same vN; retry with the next N.
 _SAVE_ATTEMPTS = 5
-
-
-class ArtifactError(Exception):
-    """The registry refused an operation; the message says what and why."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +92,12 @@ class Manifest:
             raise ArtifactError(f"manifest is missing {', '.join(missing)}")
         name, version = d["name"], d["version"]
         for key, value in (("name", name), ("version", version)):
-            if not isinstance(value, str) or not _is_safe(value):
+            if not isinstance(value, str) or not is_safe(value):
                 raise ArtifactError(f"manifest {key} {value!r} is not a safe name")
         created_at = d["created_at"]
-        if not isinstance(created_at, str) or not _is_utc_iso(created_at):
+        if not isinstance(created_at, str) or not is_utc_iso(created_at):
             raise ArtifactError(f"manifest created_at {created_at!r} is not ISO-8601 UTC")
-        metrics = _check_metrics(d["metrics"])
+        metrics = check_metrics(d["metrics"])
         features = d["feature_names"]
         if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
             raise ArtifactError("manifest feature_names must be a list of strings")
@@ -128,20 +134,6 @@ class Manifest:
         )
 
 
-def runtime_versions() -> dict[str, str]:
-    """Versions of the libraries an artifact depends on, as running now."""
-    try:
-        sklearn = metadata.version("scikit-learn")
-    except metadata.PackageNotFoundError:
-        sklearn = "not installed"
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scikit-learn": sklearn,
-        "joblib": joblib.__version__,
-    }
-
-
 class ModelRegistry:
     """Save and load versioned joblib artifacts under one root directory."""
 
@@ -168,11 +160,11 @@ class ModelRegistry:
         is never overwritten. If ``obj`` exposes ``n_features_in_`` or ``feature_names_in_``
         (scikit-learn), they must agree with ``feature_names``.
         """
-        _check_name(name, "name")
+        check_name(name, "name")
         if version is not None:
-            _check_name(version, "version")
-        metrics = _check_metrics(metrics)
-        features = _check_features(obj, feature_names)
+            check_name(version, "version")
+        metrics = check_metrics(metrics)
+        features = check_features(obj, feature_names)
         extra = dict(extra or {})
         try:
             json.dumps(extra, allow_nan=False)
@@ -184,7 +176,7 @@ class ModelRegistry:
         self._inside(name_dir, f"model {name!r}")  # re-check: it may be a pre-existing symlink
         tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=name_dir))
         try:
-            digest = _dump(obj, tmp / MODEL_FILE)
+            digest = dump(obj, tmp / MODEL_FILE)
             for _ in range(_SAVE_ATTEMPTS):
                 target = version if version is not None else self._next_version(name)
                 manifest = Manifest(
@@ -198,7 +190,7 @@ class ModelRegistry:
                     sha256=digest,
                     extra=extra,
                 )
-                _write_json(tmp / MANIFEST_FILE, manifest.to_dict())
+                write_json(tmp / MANIFEST_FILE, manifest.to_dict())
                 final = name_dir / target
                 if final.exists() or final.is_symlink():
                     if version is not None:
@@ -212,7 +204,7 @@ class ModelRegistry:
                     if version is not None or not final.exists():
                         raise ArtifactError(f"could not publish {name!r} {target}: {exc}") from exc
                     continue
-                _fsync_dir(name_dir)
+                fsync_dir(name_dir)
                 return manifest
             raise ArtifactError(f"gave up saving {name!r}: concurrent saves kept taking versions")
         finally:
@@ -229,7 +221,7 @@ class ModelRegistry:
         the running ones, or the file's sha256 differs from the manifest's.
         """
         version_dir, manifest = self._resolve(name, version)
-        _check_library_versions(manifest)
+        check_library_versions(manifest)
         model_path = self._inside(version_dir / MODEL_FILE, f"{name!r} {manifest.version}")
         try:
             payload = model_path.read_bytes()
@@ -251,12 +243,12 @@ class ModelRegistry:
 
     def list_versions(self, name: str) -> list[Manifest]:
         """Manifests of every version of ``name``, newest first (v10 before v9)."""
-        _check_name(name, "name")
+        check_name(name, "name")
         return [self.manifest(name, v) for v in self._versions(name)]
 
     def latest_version(self, name: str) -> str | None:
         """The newest version of ``name``, or ``None`` if it has none."""
-        _check_name(name, "name")
+        check_name(name, "name")
         versions = self._versions(name)
         return versions[0] if versions else None
 
@@ -268,11 +260,7 @@ class ModelRegistry:
         for p in self.root.iterdir():
             # Skip, rather than fail on, entries that escape the root: load() refuses them anyway,
             # and one bad link must not break listing (or the error messages that list names).
-            if (
-                _is_safe(p.name)
-                and p.resolve().is_relative_to(self.root)
-                and self._versions(p.name)
-            ):
+            if is_safe(p.name) and p.resolve().is_relative_to(self.root) and self._versions(p.name):
                 found.append(p.name)
         return sorted(found)
 
@@ -283,9 +271,9 @@ class ModelRegistry:
 
     def _resolve(self, name: str, version: str | None) -> tuple[Path, Manifest]:
         """Checked version directory and manifest; nothing is unpickled here."""
-        _check_name(name, "name")
+        check_name(name, "name")
         if version is not None:
-            _check_name(version, "version")
+            check_name(version, "version")
         versions = self._versions(name)
         if not versions:
             known = ", ".join(self.names()) or "none"
@@ -319,8 +307,8 @@ class ModelRegistry:
         name_dir = self._inside(self.root / name, f"model {name!r}")
         if not name_dir.is_dir():
             return []
-        found = [p.name for p in name_dir.iterdir() if _is_safe(p.name) and p.is_dir()]
-        return sorted(found, key=_version_key, reverse=True)
+        found = [p.name for p in name_dir.iterdir() if is_safe(p.name) and p.is_dir()]
+        return sorted(found, key=version_key, reverse=True)
 
     def _next_version(self, name: str) -> str:
         numbers = [int(m[1]) for v in self._versions(name) if (m := _AUTO_VERSION.match(v))]
@@ -332,117 +320,3 @@ class ModelRegistry:
         if not resolved.is_relative_to(self.root):
             raise ArtifactError(f"{what} resolves to {resolved}, outside the registry {self.root}")
         return resolved
-
-
-# -------------------------------------------------------------------------------------------
-
-
-def _is_safe(value: str) -> bool:
-    # A leading dot would allow "." and ".." and would collide with the hidden temp dirs.
-    return bool(_SAFE_NAME.match(value)) and not value.startswith(".")
-
-
-def _check_name(value: object, what: str) -> None:
-    if not isinstance(value, str) or not _is_safe(value):
-        raise ArtifactError(
-            f"{what} {value!r} is not allowed: use letters, digits, '_', '.', '-', "
-            "not starting with '.'"
-        )
-
-
-def _version_key(version: str) -> tuple[Any, ...]:
-    """Natural sort key: digit runs compare as numbers, so v2 < v10 and v1.9 < v1.10."""
-    parts = re.split(r"([0-9]+)", version)
-    # re.split with a capture group alternates text, number, text, ..., so types line up.
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
-
-
-def _is_utc_iso(value: str) -> bool:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    offset = parsed.utcoffset()
-    return offset is not None and offset.total_seconds() == 0
-
-
-def _check_metrics(metrics: object) -> dict[str, float]:
-    if not isinstance(metrics, dict):
-        raise ArtifactError(
-            f"metrics must be a dict of name -> number, got {type(metrics).__name__}"
-        )
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        if not isinstance(key, str):
-            raise ArtifactError(f"metric names must be strings, got {key!r}")
-        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-            raise ArtifactError(f"metric {key!r} must be a finite number, got {value!r}")
-        out[key] = float(value)
-    return out
-
-
-def _check_features(obj: Any, feature_names: object) -> list[str]:
-    if not isinstance(feature_names, list | tuple) or not all(
-        isinstance(f, str) for f in feature_names
-    ):
-        raise ArtifactError("feature_names must be a list of strings")
-    features = list(feature_names)
-    if len(set(features)) != len(features):
-        raise ArtifactError("feature_names must be distinct")
-    # A model fitted on other columns would serve silently wrong predictions, so catch it here.
-    n_in = getattr(obj, "n_features_in_", None)
-    if isinstance(n_in, int | np.integer) and int(n_in) != len(features):
-        raise ArtifactError(f"model has n_features_in_={n_in} but {len(features)} feature_names")
-    names_in = getattr(obj, "feature_names_in_", None)
-    if names_in is not None and [str(f) for f in names_in] != features:
-        raise ArtifactError("model feature_names_in_ differ from feature_names (names or order)")
-    return features
-
-
-def _check_library_versions(manifest: Manifest) -> None:
-    running = runtime_versions()
-    for lib in CHECKED_LIBRARIES:
-        saved, now = manifest.library_versions[lib], running[lib]
-        if _major_minor(saved) != _major_minor(now):
-            raise ArtifactError(
-                f"{manifest.name!r} {manifest.version} was saved with {lib} {saved} but {lib} "
-                f"{now} is running; retrain it or run {lib} {_major_minor(saved)}.x"
-            )
-
-
-def _major_minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
-
-
-def _dump(obj: Any, path: Path) -> str:
-    """Write ``obj`` with joblib, fsync it and return the file's sha256."""
-    try:
-        joblib.dump(obj, path)
-    except Exception as exc:  # any pickling failure, whatever the object raises
-        raise ArtifactError(f"could not serialise {type(obj).__name__}: {exc}") from exc
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-        os.fsync(f.fileno())
-    return digest.hexdigest()
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory, hence the guard.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

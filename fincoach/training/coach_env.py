@@ -33,18 +33,20 @@ import numpy as np
 from fincoach.features.frames import EventFrame, GoalRow, Profile, TransactionFrame, UserSnapshot
 from fincoach.features.state import LEGACY_FEATURE_NAMES, behavior_features, enhanced_state
 from fincoach.features.vocab import ACTIONS
-from fincoach.training.simulator import (
-    INCOME_IDX,
+from fincoach.training.sim_profiles import (
     RESPONSE_ACCEPT,
     RESPONSE_DECAY,
     RESPONSE_SAVINGS_UP,
     RESPONSE_SPEND_CUT,
+    seasonality,
+)
+from fincoach.training.simulator import (
+    INCOME_IDX,
     SPEND_IDX,
     SimConfig,
-    _seasonality,
-    _to_transactions,
     simulate,
     simulate_week,
+    to_transactions,
 )
 from models.cql import Transitions
 
@@ -86,9 +88,7 @@ class CoachingEnv:
         self.params = pop.params
         self.rng = np.random.default_rng([config.seed, 1])
         self.week = config.warmup_weeks
-        self.season = _seasonality(
-            np.arange(config.warmup_weeks + config.horizon + 1), config.start
-        )
+        self.season = seasonality(np.arange(config.warmup_weeks + config.horizon + 1), config.start)
         n = config.n_users
         self.mood = np.zeros(n)
         self.cut = np.zeros(n)
@@ -260,7 +260,7 @@ class CoachingEnv:
 
     def _append_week(self, amounts: np.ndarray) -> None:
         start = self.config.start + timedelta(weeks=self.week)
-        txs, _ = _to_transactions(amounts[:, None, :], self.params.latent, start, self.rng)
+        txs, _ = to_transactions(amounts[:, None, :], self.params.latent, start, self.rng)
         bounds = np.searchsorted(txs.user, np.arange(self.config.n_users + 1))
         n_events = self.rng.poisson(self.params.engagement)
         origin = np.datetime64(start, "s")

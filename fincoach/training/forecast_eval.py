@@ -146,20 +146,6 @@ def evaluate(
     return report
 
 
-def registry_metrics(report: dict[str, Any]) -> dict[str, float]:
-    """The headline numbers as the flat ``name -> float`` dict ``ModelRegistry.save`` takes."""
-    model, targets = report["model"], report["targets"]
-    out = {f"model_{k}": float(model[k]) for k in ("wape", "mase", "smape", "mape_total")}
-    out["coverage_80"] = float(model["coverage_80"])
-    out["mase_gain_vs_best_peer"] = float(targets["mase_gain_vs_best_peer"])
-    for peer in PEERS:
-        out[f"{peer}_mase"] = float(report[peer]["mase"])
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-
-
 def peer_forecasts(history: np.ndarray, horizon: int) -> dict[str, tuple[np.ndarray, str]]:
     """``(n, horizon, C)`` forecasts of each peer, with a note on how it was made."""
     n_weeks = history.shape[1]

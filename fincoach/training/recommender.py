@@ -13,7 +13,8 @@ from scipy import stats
 
 from fincoach.features.state import LEGACY_DIM
 from fincoach.training.coach_env import N_ACTIONS, EnvConfig, Policy, SegmentFn, collect, run_policy
-from models.cql import BehaviorCloning, CqlAgent, Transitions, fitted_q_evaluation
+from models.cql import BehaviorCloning, CqlAgent, Transitions
+from models.ope import fitted_q_evaluation
 from models.rules import noisy_rule_probabilities, rule_based_actions
 
 # The behavior policy follows the rule with probability 1 - EPSILON, else explores uniformly.

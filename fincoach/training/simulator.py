@@ -17,100 +17,41 @@ Pure numpy: no database, Ray or web imports.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
 from fincoach.features.vocab import (
-    ACTIONS,
     CATEGORIES,
-    EVENT_TYPES,
-    LATENT_TYPES,
+    CATEGORY_INDEX,
     RISK_TOLERANCES,
     SPENDING_CATEGORIES,
 )
+from fincoach.training.sim_profiles import (
+    CATEGORY_SPLIT,
+    CATEGORY_ZERO_PROB,
+    DISCRETIONARY_MASK,
+    GOAL_NAMES,
+    MERCHANTS,
+    N_TYPES,
+    TYPE_CATEGORY_WEIGHTS,
+    TYPE_DEBT,
+    TYPE_ENGAGEMENT,
+    TYPE_EVENING,
+    TYPE_EVENT_MIX,
+    TYPE_IMPULSE,
+    TYPE_INCOME,
+    TYPE_SAVINGS_RATE,
+    TYPE_SPEND_RATIO,
+    TYPE_VOLATILITY,
+    TYPE_WEEKEND,
+    seasonality,
+)
 
-N_TYPES = len(LATENT_TYPES)
-CAT_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
+CAT_INDEX = CATEGORY_INDEX
 SPEND_IDX = np.array([CAT_INDEX[c] for c in SPENDING_CATEGORIES])
 SAVINGS_IDX = CAT_INDEX["savings"]
 INCOME_IDX = CAT_INDEX["income"]
-
-# --- Type profiles (rows follow LATENT_TYPES; columns follow SPENDING_CATEGORIES) -------------
-# Median weekly income per type.
-TYPE_INCOME = np.array([1150.0, 900.0, 1050.0, 750.0, 2100.0])
-# Share of income consumed in an ordinary week.
-TYPE_SPEND_RATIO = np.array([0.55, 0.92, 0.66, 0.70, 0.88])
-# Share of income moved to savings.
-TYPE_SAVINGS_RATE = np.array([0.25, 0.03, 0.20, 0.12, 0.06])
-# Coefficient of variation of weekly spend (log-normal sigma).
-TYPE_VOLATILITY = np.array([0.15, 0.45, 0.22, 0.14, 0.30])
-# Probability of an impulse spree in a week (discretionary x2-4).
-TYPE_IMPULSE = np.array([0.02, 0.22, 0.04, 0.02, 0.10])
-# Weekend and evening shares of transactions.
-TYPE_WEEKEND = np.array([0.25, 0.45, 0.30, 0.25, 0.45])
-TYPE_EVENING = np.array([0.15, 0.45, 0.20, 0.15, 0.40])
-# Behavioral events per week (app engagement).
-TYPE_ENGAGEMENT = np.array([4.0, 9.0, 12.0, 7.0, 3.0])
-# Probability of carrying consumer debt.
-TYPE_DEBT = np.array([0.05, 0.55, 0.10, 0.25, 0.35])
-
-#                     groc  dine  ent   bills trans shop  health fit  other
-TYPE_CATEGORY_WEIGHTS = np.array(
-    [
-        [0.26, 0.06, 0.04, 0.40, 0.10, 0.05, 0.04, 0.02, 0.03],  # conservative_saver
-        [0.14, 0.20, 0.15, 0.22, 0.06, 0.17, 0.02, 0.01, 0.03],  # impulse_buyer
-        [0.22, 0.08, 0.05, 0.36, 0.10, 0.06, 0.04, 0.06, 0.03],  # goal_oriented
-        [0.32, 0.04, 0.03, 0.42, 0.09, 0.04, 0.03, 0.01, 0.02],  # budget_conscious
-        [0.12, 0.20, 0.14, 0.26, 0.08, 0.12, 0.03, 0.03, 0.02],  # high_spender
-    ]
-)
-# Probability that a category has no spending in a given week (intermittency).
-CATEGORY_ZERO_PROB = np.array([0.03, 0.25, 0.40, 0.0, 0.12, 0.35, 0.70, 0.60, 0.50])
-# Mean extra transactions per week beyond the first (how a week's amount is split).
-CATEGORY_SPLIT = np.array([1.2, 1.0, 0.4, 0.0, 1.0, 0.5, 0.1, 0.2, 0.2])
-# Yearly seasonality amplitude and peak week per category.
-CATEGORY_SEASON_AMP = np.array([0.05, 0.10, 0.20, 0.08, 0.05, 0.30, 0.05, 0.15, 0.05])
-CATEGORY_SEASON_PEAK = np.array([51, 26, 28, 4, 30, 50, 6, 2, 0])
-DISCRETIONARY_MASK = np.isin(
-    np.array(SPENDING_CATEGORIES), ["dine_out", "entertainment", "shopping"]
-)
-
-MERCHANTS: dict[str, tuple[str, ...]] = {
-    "groceries": ("FreshMart", "GreenGrocer", "SuperSaver", "Corner Market"),
-    "dine_out": ("Pasta Place", "Burger Barn", "Sushi Go", "Cafe Aroma", "Pizza Hub"),
-    "entertainment": ("CinemaMax", "StreamFlix", "Concert Hall", "GameZone"),
-    "bills": ("City Power", "AquaWorks", "NetFiber", "Landlord LLC", "MobileOne"),
-    "transport": ("MetroCard", "FuelStop", "RideShare", "ParkRight"),
-    "shopping": ("MegaStore", "StyleHub", "GadgetWorld", "HomeGoods"),
-    "health": ("PharmaPlus", "City Clinic", "DentalCare"),
-    "fitness": ("IronGym", "YogaLoft", "SportShop"),
-    "other": ("Misc Services", "Gift Shop", "Post Office"),
-    "savings": ("Savings Account",),
-    "income": ("Employer Payroll",),
-}
-GOAL_NAMES = ("Emergency fund", "Vacation", "New laptop", "Car down payment", "Wedding", "Course")
-
-# --- Coaching responses ----------------------------------------------------------------------
-# Per type (rows) and action (columns, ACTIONS order): the probability that the user follows the
-# advice in a week, and what following it does: a relative cut of discretionary spending and an
-# absolute rise of the savings rate. Advice a type ignores or resents has effect ~0; effects
-# decay over the following weeks (RESPONSE_DECAY). The CQL environment (issue 3) builds on this.
-#                  cont  alert budg  nudge posit dine  subs  emerg debt  goal
-RESPONSE_ACCEPT = np.array(
-    [
-        [0.50, 0.10, 0.20, 0.25, 0.70, 0.15, 0.30, 0.45, 0.10, 0.40],  # conservative_saver
-        [0.30, 0.55, 0.35, 0.15, 0.20, 0.60, 0.35, 0.15, 0.40, 0.15],  # impulse_buyer
-        [0.40, 0.25, 0.40, 0.60, 0.45, 0.25, 0.30, 0.35, 0.25, 0.75],  # goal_oriented
-        [0.40, 0.30, 0.70, 0.35, 0.35, 0.30, 0.65, 0.35, 0.30, 0.35],  # budget_conscious
-        [0.30, 0.35, 0.25, 0.20, 0.20, 0.45, 0.55, 0.40, 0.30, 0.15],  # high_spender
-    ]
-)
-RESPONSE_SPEND_CUT = np.array([0.0, 0.25, 0.15, 0.0, 0.0, 0.30, 0.12, 0.05, 0.05, 0.05])
-RESPONSE_SAVINGS_UP = np.array([0.0, 0.0, 0.02, 0.05, 0.03, 0.0, 0.02, 0.08, 0.08, 0.10])
-RESPONSE_DECAY = 0.6
-
-assert RESPONSE_ACCEPT.shape == (N_TYPES, len(ACTIONS))
 
 
 @dataclass(frozen=True)
@@ -206,13 +147,6 @@ class Population:
         return self.week_start(self.config.n_weeks)
 
 
-def _seasonality(weeks: np.ndarray, start: date) -> np.ndarray:
-    """(len(weeks), n_spending) multiplicative yearly seasonality."""
-    week_of_year = (start.isocalendar().week - 1 + weeks) % 52
-    phase = 2 * np.pi * (week_of_year[:, None] - CATEGORY_SEASON_PEAK[None, :]) / 52.0
-    return 1.0 + CATEGORY_SEASON_AMP[None, :] * np.cos(phase)
-
-
 @dataclass
 class UserParams:
     """The latent parameters of each user (arrays over users), drawn once per population."""
@@ -299,7 +233,7 @@ def simulate(config: SimConfig) -> Population:
     params = draw_params(n, config.type_probs, rng)
     latent, income, spend_ratio = params.latent, params.income, params.spend_ratio
 
-    season = _seasonality(np.arange(total_weeks), config.start)
+    season = seasonality(np.arange(total_weeks), config.start)
     amounts = np.zeros((n, total_weeks, len(CATEGORIES)))
     mood = np.zeros(n)
     for w in range(total_weeks):
@@ -322,7 +256,7 @@ def simulate(config: SimConfig) -> Population:
         for i in range(n)
     ]
     history = amounts[:, : config.n_weeks]
-    transactions, weekly = _to_transactions(history, latent, config.start, rng)
+    transactions, weekly = to_transactions(history, latent, config.start, rng)
     goals = _goals(amounts[:, :, SAVINGS_IDX], latent, config, rng)
     events = _events(params.engagement, latent, config, rng)
     return Population(
@@ -340,20 +274,6 @@ def simulate(config: SimConfig) -> Population:
 
 # Event mix per latent type (columns follow EVENT_TYPES): goal-oriented users edit goals more,
 # impulse buyers browse and search more.
-TYPE_EVENT_MIX = np.array(
-    [
-        [0.60, 0.15, 0.02, 0.08, 0.08, 0.07],
-        [0.50, 0.10, 0.15, 0.01, 0.14, 0.10],
-        [0.45, 0.20, 0.02, 0.20, 0.07, 0.06],
-        [0.50, 0.20, 0.05, 0.05, 0.10, 0.10],
-        [0.55, 0.10, 0.15, 0.02, 0.10, 0.08],
-    ]
-)
-
-
-assert TYPE_EVENT_MIX.shape == (N_TYPES, len(EVENT_TYPES))
-
-
 def _events(
     engagement: np.ndarray, latent: np.ndarray, config: SimConfig, rng: np.random.Generator
 ) -> Events:
@@ -370,7 +290,7 @@ def _events(
     return Events(user=users[order], timestamp=timestamp[order], event_type=kind[order])
 
 
-def _to_transactions(
+def to_transactions(
     history: np.ndarray, latent: np.ndarray, start: date, rng: np.random.Generator
 ) -> tuple[Transactions, np.ndarray]:
     """Split weekly amounts into dated transactions; return them and the weekly sums they make."""
@@ -466,8 +386,3 @@ def _goals(
                 )
             )
     return goals
-
-
-def week_start_utc(start: date, week: int) -> datetime:
-    """The UTC midnight that opens ``week`` of a simulation starting on ``start``."""
-    return datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(weeks=week)

@@ -10,14 +10,9 @@ import joblib
 import numpy as np
 import pytest
 
-from models.cql import (
-    BehaviorCloning,
-    CqlAgent,
-    NotFittedError,
-    Transitions,
-    cql_loss_and_grad,
-    fitted_q_evaluation,
-)
+from models.cql import BehaviorCloning, CqlAgent, NotFittedError, Transitions
+from models.ope import fitted_q_evaluation
+from models.qnet import cql_loss_and_grad
 
 # ---------------------------------------------------------------------------------------------
 # Toy problems
