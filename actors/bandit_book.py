@@ -12,10 +12,9 @@ import asyncio
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 
-from fincoach.db.engine import make_engine
-from fincoach.db.tables import RecommendationFeedback, RecommendationHistory
+from fincoach.db.engine import make_engine, make_sessionmaker
+from fincoach.db.queries.recommendations import bandit_counts
 from fincoach.features.vocab import STRATEGIES
 from fincoach.observability import metrics
 from models.bandit import BanditStats
@@ -42,23 +41,8 @@ class BanditBook:
         """Recompute every count from the database (the source of truth)."""
         engine = make_engine(self._database_url)
         try:
-            async with engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(
-                            RecommendationHistory.strategy,
-                            RecommendationHistory.segment_id,
-                            func.count(),
-                            func.sum(RecommendationFeedback.reward),
-                            func.max(RecommendationFeedback.id),
-                        )
-                        .join(
-                            RecommendationHistory,
-                            RecommendationHistory.id == RecommendationFeedback.recommendation_id,
-                        )
-                        .group_by(RecommendationHistory.strategy, RecommendationHistory.segment_id)
-                    )
-                ).all()
+            async with make_sessionmaker(engine)() as session:
+                rows = await bandit_counts(session)
         finally:
             await engine.dispose()
         contexts: dict[str, dict[str, dict[str, float]]] = {}
@@ -67,8 +51,8 @@ class BanditBook:
             if strategy not in STRATEGIES:
                 continue
             arms = contexts.setdefault(segment_key(segment_id), {})
-            arms[strategy] = {"pulls": int(pulls), "reward_sum": float(reward_sum or 0.0)}
-            upto = max(upto, int(max_id or 0))
+            arms[strategy] = {"pulls": pulls, "reward_sum": reward_sum}
+            upto = max(upto, max_id)
         state = self._stats.to_dict()
         state["contexts"] = contexts
         async with self._lock:

@@ -1,4 +1,4 @@
-"""Benchmark: behavioral event ingestion on PostgreSQL (issue 5), side by side in one run.
+"""Benchmark: behavioral event ingestion on PostgreSQL, side by side in one run.
 
   http-single   POST /events, one event per request, C concurrent clients, against the app under
                 uvicorn (one worker), once with group commit (FINCOACH_EVENT_BATCH_SIZE=10, the

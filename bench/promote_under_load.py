@@ -1,4 +1,4 @@
-"""A live model swap under load (issue 4): `fincoach models promote` while requests stream.
+"""A live model swap under load: `fincoach models promote` while requests stream.
 
 Against a running `make serve` (http://127.0.0.1:8000 by default): logs in demo users, streams
 GET /coaching/recommendation (the legacy CQL, uncached) from C concurrent clients, runs

@@ -1,4 +1,4 @@
-"""Benchmark: the same FastAPI handlers through Ray Serve and in-process under uvicorn (issue 4).
+"""Benchmark: the same FastAPI handlers through Ray Serve and in-process under uvicorn.
 
 One run compares, one after the other on one SQLite database and one model registry:
   inprocess  `api.app.create_app(settings)` (LocalModelClients) under plain uvicorn, one worker;
@@ -395,10 +395,11 @@ def _event_loop_runner() -> asyncio.Runner:
 def prepare(workdir: Path, model_dir: str | None) -> tuple[str, str]:
     """Migrate a fresh SQLite database, load demo users, train models (unless given), assign
     the demo users' segments (as `fincoach serve` does). Returns (database URL, model dir)."""
+    from fincoach.jobs.segments import refresh_segments
+
     from fincoach.config import Settings
     from fincoach.db.engine import make_engine
     from fincoach.db.migrate import upgrade
-    from fincoach.jobs.segments import refresh_segments
     from fincoach.training.demo_data import DEMO_PASSWORD, load_population
     from fincoach.training.simulator import SimConfig, simulate
     from fincoach.usecases.passwords import hash_password
@@ -640,9 +641,10 @@ def child_profile(requests: int) -> None:
     import httpx
 
     import fincoach.http.deps as deps
-    import fincoach.http.routes.coaching as coaching
+    import fincoach.usecases.recommendations as recommendations
     from fincoach.config import get_settings
     from fincoach.http.app import create_app
+    from fincoach.usecases import accounts, segments
 
     timings: dict[str, list[float]] = {}
     rows: list[int] = []
@@ -688,22 +690,28 @@ def child_profile(requests: int) -> None:
                 path = ENDPOINTS["enhanced-recommendation"]
                 for i in range(10):
                     (await c.get(path, headers=headers[i % 5])).raise_for_status()
-                clients = app.state.models
+                clients = app.state.ctx.models
                 patches = [
-                    mock.patch.object(deps, "get_user", timed("auth: get_user", deps.get_user)),
+                    mock.patch.object(
+                        accounts, "active_user", timed("auth: active_user", accounts.active_user)
+                    ),
                     mock.patch.object(
                         deps,
                         "decode_access_token",
                         timed("auth: decode JWT", deps.decode_access_token, False),
                     ),
                     mock.patch.object(
-                        coaching, "load_snapshot", timed("load_snapshot", coaching.load_snapshot)
+                        recommendations,
+                        "load_snapshot",
+                        timed("load_snapshot", recommendations.load_snapshot),
                     ),
-                    mock.patch.object(coaching, "_segment", timed("_segment", coaching._segment)),
                     mock.patch.object(
-                        coaching,
+                        segments, "current", timed("segments.current", segments.current)
+                    ),
+                    mock.patch.object(
+                        recommendations,
                         "enhanced_state",
-                        timed("enhanced_state", coaching.enhanced_state, False),
+                        timed("enhanced_state", recommendations.enhanced_state, False),
                     ),
                     mock.patch.object(
                         clients, "q_values", timed("q_values (thread)", clients.q_values)
@@ -712,7 +720,9 @@ def child_profile(requests: int) -> None:
                         clients, "bandit_select", timed("bandit_select", clients.bandit_select)
                     ),
                     mock.patch.object(
-                        coaching, "_record", timed("_record (write)", coaching._record)
+                        recommendations,
+                        "_record",
+                        timed("_record (write)", recommendations._record),
                     ),
                 ]
                 plain: list[float] = []

@@ -1,4 +1,4 @@
-"""Soak test (issue 6): a fixed, modest mixed load for a bounded time, watching for leaks.
+"""Soak test: a fixed, modest mixed load for a bounded time, watching for leaks.
 
 Against a running FinCoach (`make serve` on :8000 by default, or the Ray cluster of the README's
 "Operations" section), logs in demo users (demo1@demo.fincoach.example ..., password

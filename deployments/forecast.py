@@ -9,10 +9,11 @@ import numpy as np
 from ray import serve
 
 from deployments.base import ModelDeployment
+from models.names import FORECAST, GOAL_PROBABILITY
 from models.serving import ForecastingService
 
 
-@serve.deployment(health_check_period_s=10, ray_actor_options={"num_cpus": 0.25})
+@serve.deployment(health_check_period_s=10)
 class ForecastingDeployment(ModelDeployment):
     service_class = ForecastingService
     _service: ForecastingService
@@ -21,12 +22,10 @@ class ForecastingDeployment(ModelDeployment):
         self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
     ) -> tuple[np.ndarray, str]:
         return await self._run(
-            self._service.forecast, history, segment, horizon, week_of_year, model="forecast"
+            self._service.forecast, history, segment, horizon, week_of_year, model=FORECAST
         )
 
     async def goal(
         self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        return await self._run(
-            self._service.goal, features, saving_inputs, model="goal_probability"
-        )
+        return await self._run(self._service.goal, features, saving_inputs, model=GOAL_PROBABILITY)

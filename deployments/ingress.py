@@ -1,4 +1,4 @@
-"""The HTTP ingress: the FastAPI app of ``api/`` bound to Ray Serve, composing the models.
+"""The HTTP ingress: the FastAPI app of ``fincoach.http`` bound to Ray Serve, composing the models.
 
 The app is built inside the replica (``__serve_build_asgi_app__``), so settings are read and the
 database engine is made in the replica's own process and event loop, never at import time.
@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fincoach.config import get_settings
 from fincoach.http.app import create_app
 from fincoach.usecases.clients import ServeModelClients
+from models.names import FORECASTING_DEPLOYMENT, RECOMMENDER_DEPLOYMENT, SEGMENTATION_DEPLOYMENT
 from schemas.app_args import AppArgs
 
 
@@ -45,7 +46,7 @@ class ServeRequestIdMiddleware:
         await self.app(scope, receive, send)
 
 
-@serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.5})
+@serve.deployment
 @serve.ingress()
 class CoachIngress:
     def __init__(
@@ -59,9 +60,11 @@ class CoachIngress:
 
         self._args = AppArgs.model_validate(args or {})
         self._clients = ServeModelClients(
-            segmentation,
-            forecasting,
-            recommender,
+            {
+                SEGMENTATION_DEPLOYMENT: segmentation,
+                FORECASTING_DEPLOYMENT: forecasting,
+                RECOMMENDER_DEPLOYMENT: recommender,
+            },
             get_or_create(
                 self._args.bandit_algorithm, self._args.database_url, name=self._args.bandit_actor
             ),

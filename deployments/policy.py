@@ -6,16 +6,17 @@ import numpy as np
 from ray import serve
 
 from deployments.base import ModelDeployment
+from models.names import cql_model
 from models.serving import RecommenderService
 
 
-@serve.deployment(health_check_period_s=10, ray_actor_options={"num_cpus": 0.25})
+@serve.deployment(health_check_period_s=10)
 class RecommenderDeployment(ModelDeployment):
     service_class = RecommenderService
     _service: RecommenderService
 
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
-        return await self._run(self._service.q_values, state, variant, model=f"cql_{variant}")
+        return await self._run(self._service.q_values, state, variant, model=cql_model(variant))
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)  # type: ignore[arg-type]
     async def q_values_batched(
@@ -23,5 +24,5 @@ class RecommenderDeployment(ModelDeployment):
     ) -> list[tuple[np.ndarray, str]]:
         """The same answers as ``q_values``, computed one forward pass per variant for the
         requests that arrive within 2 ms of each other (AppArgs.recommender_batching)."""
-        model = f"cql_{variants[0]}" if len(set(variants)) == 1 else "cql_mixed"
+        model = cql_model(variants[0]) if len(set(variants)) == 1 else "cql_mixed"
         return await self._run(self._service.q_values_many, states, variants, model=model)

@@ -24,6 +24,17 @@ from fincoach.features.state import (
     LEGACY_FEATURE_NAMES,
 )
 from fincoach.features.vocab import ACTIONS, SEGMENT_NAMES, SPENDING_CATEGORIES
+from models.names import (
+    CQL_ENHANCED,
+    CQL_LEGACY,
+    FORECAST,
+    FORECASTING_DEPLOYMENT,
+    GOAL_PROBABILITY,
+    RECOMMENDER_DEPLOYMENT,
+    SEGMENTATION,
+    SEGMENTATION_DEPLOYMENT,
+    cql_model,
+)
 from models.registry import Manifest, ModelRegistry
 
 Validator = Callable[[Any, Manifest], None]
@@ -143,11 +154,11 @@ def _validate_segmenter(model: Any, manifest: Manifest) -> None:
 
 
 class SegmentationService(ModelService):
-    validators = {"segmentation": _validate_segmenter}
+    validators = {SEGMENTATION: _validate_segmenter}
 
     def assign(self, features: np.ndarray) -> list[dict[str, Any]]:
         """Segment id, name, confidence and posterior for each row of behavioral features."""
-        slot = self.slots["segmentation"]
+        slot = self.slots[SEGMENTATION]
         model, version = slot.model, slot.version
         proba = model.predict_proba(np.atleast_2d(features))
         out = []
@@ -165,10 +176,10 @@ class SegmentationService(ModelService):
         return out
 
     def characteristics(self) -> list[dict[str, Any]]:
-        return self.slots["segmentation"].model.characteristics()
+        return self.slots[SEGMENTATION].model.characteristics()
 
     def standardize(self, features: np.ndarray) -> np.ndarray:
-        return self.slots["segmentation"].model.standardize(np.atleast_2d(features))
+        return self.slots[SEGMENTATION].model.standardize(np.atleast_2d(features))
 
 
 # --- Forecasting (spending and goals) ---------------------------------------------------------
@@ -187,19 +198,19 @@ def _validate_goal(model: Any, manifest: Manifest) -> None:
 
 
 class ForecastingService(ModelService):
-    validators = {"forecast": _validate_forecaster, "goal_probability": _validate_goal}
+    validators = {FORECAST: _validate_forecaster, GOAL_PROBABILITY: _validate_goal}
 
     def forecast(
         self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
     ) -> tuple[np.ndarray, str]:
         """(horizon, n_spending_categories, 3) p10/p50/p90 for one user, and the version."""
-        slot = self.slots["forecast"]
+        slot = self.slots[FORECAST]
         model, version = slot.model, slot.version
         return model.predict(history, segment, horizon, week_of_year), str(version)
 
     def goal(self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Probability, risk factors and (given the raw inputs) the saving needed for 75%."""
-        slot = self.slots["goal_probability"]
+        slot = self.slots[GOAL_PROBABILITY]
         model, version = slot.model, slot.version
         x = np.atleast_2d(features)
         out: dict[str, Any] = {
@@ -227,14 +238,14 @@ def _validate_cql(expected: tuple[str, ...]) -> Validator:
 
 class RecommenderService(ModelService):
     validators = {
-        "cql_legacy": _validate_cql(LEGACY_FEATURE_NAMES),
-        "cql_enhanced": _validate_cql(ENHANCED_FEATURE_NAMES),
+        CQL_LEGACY: _validate_cql(LEGACY_FEATURE_NAMES),
+        CQL_ENHANCED: _validate_cql(ENHANCED_FEATURE_NAMES),
     }
 
     def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
         """Q-values over ACTIONS for one state (legacy: 17 dims, enhanced: 54), and the version
         that computed them."""
-        slot = self.slots["cql_enhanced" if variant == "enhanced" else "cql_legacy"]
+        slot = self.slots[cql_model(variant)]
         model, version = slot.model, slot.version
         return model.q_values(np.atleast_2d(state))[0], str(version)
 
@@ -245,9 +256,17 @@ class RecommenderService(ModelService):
         out: list[tuple[np.ndarray, str] | None] = [None] * len(states)
         for variant in set(variants):
             idx = [i for i, v in enumerate(variants) if v == variant]
-            slot = self.slots["cql_enhanced" if variant == "enhanced" else "cql_legacy"]
+            slot = self.slots[cql_model(variant)]
             model, version = slot.model, slot.version
             q = model.q_values(np.stack([np.asarray(states[i], dtype=float) for i in idx]))
             for row, i in enumerate(idx):
                 out[i] = (q[row], str(version))
         return [r for r in out if r is not None]
+
+
+# What each model deployment runs (the in-process clients build the same set).
+SERVICES: dict[str, type[ModelService]] = {
+    SEGMENTATION_DEPLOYMENT: SegmentationService,
+    FORECASTING_DEPLOYMENT: ForecastingService,
+    RECOMMENDER_DEPLOYMENT: RecommenderService,
+}

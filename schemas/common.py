@@ -17,7 +17,7 @@ from pydantic import (
     field_validator,
 )
 
-from fincoach.db.tables import MAX_AMOUNT
+from schemas.limits import MAX_AMOUNT
 
 T = TypeVar("T")
 

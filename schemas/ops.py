@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -59,3 +59,22 @@ class HealthResponse(BaseModel):
     jobs: dict[str, JobBrief] = Field(
         default_factory=dict, description="Background jobs by name: last result, next run"
     )
+
+
+class JobStatus(BaseModel):
+    name: str
+    description: str
+    period_s: float
+    next_run_at: datetime
+    last_started_at: datetime | None
+    last_finished_at: datetime | None
+    last_status: str | None = Field(description="ok, failed, running, or null (never run)")
+    last_detail: dict[str, Any] | None
+    last_duration_s: float | None
+    runs: int
+    running_on: str | None = Field(description="Holder of the lease while it runs")
+
+
+class JobsResponse(BaseModel):
+    scheduler_enabled: bool
+    jobs: list[JobStatus]

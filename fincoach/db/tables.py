@@ -40,6 +40,7 @@ from fincoach.features.vocab import (
     RISK_TOLERANCES,
     TRANSACTION_KINDS,
 )
+from schemas.limits import MAX_AMOUNT
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -48,10 +49,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-# Largest absolute money amount accepted anywhere: keeps NaN (which PostgreSQL sorts above every
-# number) and absurd values out at the database level too, not only in the API.
-MAX_AMOUNT = 1_000_000_000
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -13,9 +13,9 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
-from fincoach.features.vocab import CATEGORIES, EVENT_TYPES
+from fincoach.features.vocab import CATEGORY_INDEX, EVENT_TYPES
 
-CATEGORY_CODES = {c: i for i, c in enumerate(CATEGORIES)}
+CATEGORY_CODES = CATEGORY_INDEX
 EVENT_CODES = {e: i for i, e in enumerate(EVENT_TYPES)}
 OTHER = CATEGORY_CODES["other"]
 

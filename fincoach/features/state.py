@@ -16,6 +16,7 @@ from fincoach.features.frames import UserSnapshot
 from fincoach.features.vocab import (
     ACTIONS,
     CATEGORIES,
+    CATEGORY_INDEX,
     DISCRETIONARY_CATEGORIES,
     EVENT_TYPES,
     SEGMENT_NAMES,
@@ -24,7 +25,7 @@ from fincoach.features.vocab import (
 
 DAY = np.timedelta64(1, "D")
 WEEK = np.timedelta64(7, "D")
-CAT = {c: i for i, c in enumerate(CATEGORIES)}
+CAT = CATEGORY_INDEX
 SPEND_IDX: Final = np.array([CAT[c] for c in SPENDING_CATEGORIES])
 DISC_IDX: Final = np.array([CAT[c] for c in DISCRETIONARY_CATEGORIES])
 ESSENTIAL_IDX: Final = np.array([CAT["groceries"], CAT["bills"]])

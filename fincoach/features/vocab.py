@@ -22,6 +22,8 @@ CATEGORIES: Final = (
     "income",
     "other",
 )
+# Position of each category in CATEGORIES (the column of weekly matrices, the frame's code).
+CATEGORY_INDEX: Final = {c: i for i, c in enumerate(CATEGORIES)}
 # Categories that are consumption (spending); "savings" is a transfer and "income" is inflow.
 SPENDING_CATEGORIES: Final = tuple(c for c in CATEGORIES if c not in ("savings", "income"))
 # Discretionary spending: what impulse and lifestyle behavior shows up in.
@@ -72,7 +74,7 @@ EVENT_TYPES: Final = (
 )
 PREDICTION_TYPES: Final = ("spending", "goal", "recommendation", "segment")
 
-# Recommendation strategies the bandit chooses between (issue 4 serves them).
+# Recommendation strategies the bandit chooses between.
 STRATEGIES: Final = (
     "cql_greedy",
     "cql_softmax",

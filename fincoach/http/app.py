@@ -6,15 +6,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fincoach.cache.base import CacheTtls, PredictionCache
-from fincoach.cache.factory import make_cache
 from fincoach.config import Settings, get_settings
-from fincoach.db.engine import make_engine, make_sessionmaker
+from fincoach.http.deps import track_endpoint
 from fincoach.http.headers import install_security_headers
 from fincoach.http.page_views import EventTrackingMiddleware
 from fincoach.http.problems import (
@@ -35,32 +33,11 @@ from fincoach.http.routes import (
 )
 from fincoach.jobs.scheduler import JobScheduler
 from fincoach.observability.logs import configure_logging
-from fincoach.tracking.batcher import EventBatcher
 from fincoach.usecases.clients import ModelClients
+from fincoach.usecases.context import open_context
 
 VERSION = "0.1.0"
 logger = logging.getLogger("fincoach.api")
-
-
-async def _local_models(cfg: Settings) -> ModelClients:
-    from actors.bandit_book import BanditBook
-    from fincoach.usecases.clients import LocalModelClients
-
-    bandit = BanditBook(cfg.database_url)
-    await bandit.rebuild()
-    return LocalModelClients(str(cfg.model_dir), bandit)
-
-
-def _make_cache(cfg: Settings, engine: AsyncEngine) -> PredictionCache | None:
-    if cfg.cache_url.strip().lower() == "off":
-        return None
-    ttls = CacheTtls(
-        spending=cfg.cache_ttl_spending_s,
-        goal=cfg.cache_ttl_goal_s,
-        segment=cfg.cache_ttl_segment_s,
-        recommendation=cfg.cache_ttl_recommendation_s,
-    )
-    return make_cache(cfg.cache_url, engine, ttls, redis_prefix=cfg.cache_redis_prefix)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -81,39 +58,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
         configure_logging(cfg.log_format, cfg.log_level)
-        own_engine = engine is None
-        db = engine or make_engine(cfg.database_url, pool_size=cfg.database_pool_size)
-        app.state.settings = cfg
-        app.state.engine = db
-        app.state.sessions = make_sessionmaker(db)
-        app.state.models = models if models is not None else await _local_models(cfg)
-        # The cache and the event batcher get their own pool: a request holds a connection of
-        # the main pool (its session) while it waits for a cache read or an event commit, so
-        # drawing those from the same pool deadlocks once every connection is held by a
-        # waiting request (measured: 32 concurrent cached reads hung until the pool timeout).
-        # Nothing holds a side connection while waiting for anything else.
-        side = make_engine(cfg.database_url, pool_size=cfg.database_pool_size)
-        app.state.side_engine = side
-        app.state.cache = _make_cache(cfg, side)
-        app.state.events = EventBatcher(
-            side, batch_size=cfg.event_batch_size, max_delay_s=cfg.event_batch_delay_ms / 1000
-        )
-        app.state.events.start()
-        scheduler = JobScheduler(app.state, tick_s=cfg.jobs_tick_s) if cfg.jobs_enabled else None
-        if scheduler is not None:
-            scheduler.start()
-        try:
-            yield
-        finally:
+        async with open_context(cfg, engine=engine, models=models) as ctx:
+            app.state.settings = cfg
+            app.state.ctx = ctx
+            scheduler = JobScheduler(ctx, tick_s=cfg.jobs_tick_s) if cfg.jobs_enabled else None
             if scheduler is not None:
-                await scheduler.stop()
-            # Graceful shutdown: queued tracking events are written before the engine goes.
-            await app.state.events.close()
-            if app.state.cache is not None:
-                await app.state.cache.close()
-            await side.dispose()
-            if own_engine:
-                await db.dispose()
+                scheduler.start()
+            try:
+                yield
+            finally:
+                if scheduler is not None:
+                    await scheduler.stop()
 
     app = FastAPI(
         title="FinCoach API",
@@ -121,6 +76,7 @@ def create_app(
         description="Personal-finance coaching: accounts, goals, transactions and ML coaching.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        dependencies=[Depends(track_endpoint)],
     )
     install_problem_handlers(app)
     for module in (ops, jobs, auth, users, goals, transactions, coaching, financial, events):

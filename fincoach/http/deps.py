@@ -1,4 +1,5 @@
-"""FastAPI dependencies: settings, one DB session per request, the authenticated user."""
+"""FastAPI dependencies: settings, the use cases' context, one DB session per request, the
+authenticated user."""
 
 from __future__ import annotations
 
@@ -12,24 +13,42 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fincoach.config import Settings
-from fincoach.db.queries.users import get_user
 from fincoach.db.tables import User
 from fincoach.errors import InvalidToken, NotAuthenticated
 from fincoach.http.ratelimit import enforce_user_limit
+from fincoach.observability import metrics
+from fincoach.usecases import accounts
+from fincoach.usecases.context import Context
 from fincoach.usecases.passwords import decode_access_token
 
 logger = logging.getLogger("fincoach.api")
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+async def get_context(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+async def track_endpoint(request: Request) -> None:
+    """Name the route template being served, for the fallback counter of the use cases (async:
+    a sync dependency would set it in a worker thread's context, not the request's)."""
+    route = request.scope.get("route")
+    metrics.ENDPOINT.set(getattr(route, "path", None) or request.url.path)
+
+
+async def no_cache_requested(request: Request) -> bool:
+    """``Cache-Control: no-cache``: skip the prediction cache's lookup."""
+    return "no-cache" in request.headers.get("cache-control", "").lower()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    # Write routes commit explicitly before answering, so a 2xx always means "durable";
+    # Write use cases commit explicitly before answering, so a 2xx always means "durable";
     # anything left uncommitted is rolled back when the session closes.
-    session: AsyncSession = request.app.state.sessions()
+    session: AsyncSession = request.app.state.ctx.sessions()
     try:
         yield session
     finally:
@@ -46,6 +65,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ContextDep = Annotated[Context, Depends(get_context)]
+NoCache = Annotated[bool, Depends(no_cache_requested)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
@@ -60,8 +81,8 @@ async def get_current_user(
     user_id = decode_access_token(token, settings)
     # Limited once the token is verified, before the database is asked about the user.
     enforce_user_limit(request, user_id)
-    user = await get_user(session, user_id)
-    if user is None or not user.is_active:
+    user = await accounts.active_user(session, user_id)
+    if user is None:
         raise InvalidToken("Token does not belong to an active user")
     request.state.user_id = user.id  # for the tracking middleware
     return user

@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fincoach.usecases.events import page_view_row
 
 logger = logging.getLogger("fincoach.events")
 
@@ -82,24 +83,12 @@ class EventTrackingMiddleware:
         user_id = state.get("user_id")
         route = scope.get("route")
         template = getattr(route, "path", None)
-        app = scope.get("app")
-        batcher = getattr(getattr(app, "state", None), "events", None)
-        if user_id is None or template is None or batcher is None:
+        ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
+        if user_id is None or template is None or ctx is None:
             return
         try:
-            batcher.record(
-                {
-                    "event_id": f"{user_id}:pv-{uuid.uuid4().hex}",
-                    "user_id": user_id,
-                    "event_type": "page_view",
-                    "event_data": {
-                        "route": template,
-                        "method": scope.get("method"),
-                        "status": status,
-                    },
-                    "session_id": session_id,
-                    "timestamp": datetime.now(UTC),
-                }
+            ctx.events.record(
+                page_view_row(user_id, template, scope.get("method"), status, session_id)
             )
         except Exception as exc:  # noqa: BLE001 - tracking must never fail a response
             logger.warning("page_view not tracked: %s", exc)

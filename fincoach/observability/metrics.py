@@ -19,6 +19,7 @@ import importlib
 import logging
 import sys
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -242,8 +243,14 @@ def count_cache(prediction_type: str, *, hit: bool) -> None:
     _record(CACHE_HITS if hit else CACHE_MISSES, 1, prediction_type=prediction_type)
 
 
-def count_fallback(endpoint: str, model: str) -> None:
-    _record(FALLBACKS, 1, endpoint=endpoint, model=model)
+# What is being served, for the fallback counter: the HTTP layer sets the route template, a
+# background job its name; the use case that falls back reads it.
+ENDPOINT: ContextVar[str] = ContextVar("fincoach_endpoint", default="unknown")
+
+
+def count_fallback(model: str, endpoint: str | None = None) -> None:
+    """Count an answer that used its fallback (``endpoint``: the current one by default)."""
+    _record(FALLBACKS, 1, endpoint=endpoint or ENDPOINT.get(), model=model)
 
 
 def count_bandit_selection(strategy: str, segment: str) -> None:

@@ -1,7 +1,12 @@
-"""How the API reaches the models: in-process services, or Ray Serve handles and the bandit actor.
+"""How the use cases reach the models: one typed facade over two ways of calling them.
 
-Routes only see ``ModelClients``. A failed or slow call raises ``ModelCallFailed`` and the route
-answers with its documented fallback; the bandit being unreachable returns None.
+``ModelClients`` has one method per model call; each names the deployment and the method,
+which the model deployments and the in-process services both implement under the same name
+(``models/serving.py``). Underneath, a backend invokes ``(deployment, method, *args)``:
+``LocalModelClients`` on in-process services (tests, the CLI, the in-process peer of the
+benchmark), ``ServeModelClients`` on Ray Serve handles with a timeout. A failed or slow call raises
+``ModelCallFailed`` and the use case answers with its documented fallback; the bandit being
+unreachable answers None.
 """
 
 from __future__ import annotations
@@ -9,183 +14,169 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
+from actors.bandit_book import BanditBook
 from fincoach.observability import metrics
+from models.names import (
+    DEPLOYMENT_MODELS,
+    FORECAST,
+    FORECASTING_DEPLOYMENT,
+    GOAL_PROBABILITY,
+    RECOMMENDER_DEPLOYMENT,
+    SEGMENTATION,
+    SEGMENTATION_DEPLOYMENT,
+    cql_model,
+)
 
 logger = logging.getLogger("fincoach.api")
-T = TypeVar("T")
+# (deployment, method, args, model name for the latency metric or None) -> the result
+Invoke = Callable[[str, str, tuple[Any, ...], str | None], Awaitable[Any]]
+# (method, args) -> the bandit actor's (or book's) result
+BanditInvoke = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
 
 
 class ModelCallFailed(Exception):
     """A model deployment failed, timed out or has no model loaded."""
 
 
-class ModelClients(Protocol):
-    async def assign_segment(self, features: np.ndarray) -> dict[str, Any]: ...
-    async def segment_characteristics(self) -> list[dict[str, Any]]: ...
-    async def forecast(
-        self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
-    ) -> tuple[np.ndarray, str]: ...
-    async def goal(
-        self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
-    ) -> dict[str, Any]: ...
-    async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]: ...
-    async def model_versions(self) -> dict[str, Any]: ...
-    async def bandit_select(self, segment: str) -> str | None: ...
-    async def bandit_update(
-        self, feedback_id: int, strategy: str, segment: str, reward: float
-    ) -> bool: ...
-    async def bandit_stats(self) -> dict[str, Any] | None: ...
-
-
-class LocalModelClients:
-    """The models in this process (tests, and the in-process peer of the benchmark)."""
-
-    def __init__(self, model_dir: str, bandit: Any | None = None) -> None:
-        from models.registry import ModelRegistry
-        from models.serving import ForecastingService, RecommenderService, SegmentationService
-
-        registry = ModelRegistry(model_dir)
-        self.segmentation = SegmentationService(registry)
-        self.forecasting = ForecastingService(registry)
-        self.recommender = RecommenderService(registry)
-        for service in (self.segmentation, self.forecasting, self.recommender):
-            service.apply()
-        self.bandit = bandit  # a BanditBook, or None for "unreachable"
-
-    async def _call(self, fn: Any, *args: Any, model: str) -> Any:
-        start = time.perf_counter()
-        try:
-            result = await asyncio.to_thread(fn, *args)
-        except Exception as exc:  # noqa: BLE001 - every model failure degrades the same way
-            raise ModelCallFailed(f"{type(exc).__name__}: {exc}") from exc
-        metrics.observe_model_latency(model, "in_process", time.perf_counter() - start)
-        return result
-
-    async def assign_segment(self, features: np.ndarray) -> dict[str, Any]:
-        return (await self._call(self.segmentation.assign, features, model="segmentation"))[0]
-
-    async def segment_characteristics(self) -> list[dict[str, Any]]:
-        return await self._call(self.segmentation.characteristics, model="segmentation")
-
-    async def forecast(
-        self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
-    ) -> tuple[np.ndarray, str]:
-        return await self._call(
-            self.forecasting.forecast, history, segment, horizon, week_of_year, model="forecast"
-        )
-
-    async def goal(
-        self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        return await self._call(
-            self.forecasting.goal, features, saving_inputs, model="goal_probability"
-        )
-
-    async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
-        return await self._call(self.recommender.q_values, state, variant, model=f"cql_{variant}")
-
-    async def model_versions(self) -> dict[str, Any]:
-        return {
-            "SegmentationDeployment": self.segmentation.versions(),
-            "ForecastingDeployment": self.forecasting.versions(),
-            "RecommenderDeployment": self.recommender.versions(),
-        }
-
-    async def bandit_select(self, segment: str) -> str | None:
-        return None if self.bandit is None else await self.bandit.select(segment)
-
-    async def bandit_update(
-        self, feedback_id: int, strategy: str, segment: str, reward: float
-    ) -> bool:
-        if self.bandit is None:
-            return False
-        return await self.bandit.update(feedback_id, strategy, segment, reward)
-
-    async def bandit_stats(self) -> dict[str, Any] | None:
-        return None if self.bandit is None else await self.bandit.stats()
-
-
-class ServeModelClients:
-    """Deployment handles and the bandit actor, each call bounded by a timeout."""
+class ModelClients:
+    """The model calls the use cases make, whatever runs the models."""
 
     def __init__(
-        self,
-        segmentation: Any,
-        forecasting: Any,
-        recommender: Any,
-        bandit: Any,
-        *,
-        timeout_s: float = 2.0,
-        batch_q_values: bool = False,
+        self, invoke: Invoke, bandit: BanditInvoke | None, *, q_method: str = "q_values"
     ) -> None:
-        self._seg, self._fc, self._rec, self._bandit = (
-            segmentation,
-            forecasting,
-            recommender,
-            bandit,
-        )
-        self._timeout = timeout_s
-        self._q_method = "q_values_batched" if batch_q_values else "q_values"
+        self._invoke = invoke
+        self._bandit = bandit
+        self._q_method = q_method
 
-    async def _await(self, response: Awaitable[T]) -> T:
+    async def _call(self, deployment: str, method: str, *args: Any, model: str | None) -> Any:
         try:
-            return await asyncio.wait_for(response, self._timeout)
+            return await self._invoke(deployment, method, args, model)
         except Exception as exc:  # noqa: BLE001 - timeouts, dead replicas, model errors
             raise ModelCallFailed(f"{type(exc).__name__}: {exc}") from exc
 
     async def assign_segment(self, features: np.ndarray) -> dict[str, Any]:
-        return (await self._await(self._seg.assign.remote(features)))[0]
+        assigned = await self._call(SEGMENTATION_DEPLOYMENT, "assign", features, model=SEGMENTATION)
+        return assigned[0]
 
     async def segment_characteristics(self) -> list[dict[str, Any]]:
-        return await self._await(self._seg.characteristics.remote())
+        return await self._call(SEGMENTATION_DEPLOYMENT, "characteristics", model=SEGMENTATION)
 
     async def forecast(
         self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
     ) -> tuple[np.ndarray, str]:
-        return await self._await(self._fc.forecast.remote(history, segment, horizon, week_of_year))
+        return await self._call(
+            FORECASTING_DEPLOYMENT,
+            "forecast",
+            history,
+            segment,
+            horizon,
+            week_of_year,
+            model=FORECAST,
+        )
 
     async def goal(
         self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        return await self._await(self._fc.goal.remote(features, saving_inputs))
+        return await self._call(
+            FORECASTING_DEPLOYMENT, "goal", features, saving_inputs, model=GOAL_PROBABILITY
+        )
 
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
-        method = getattr(self._rec, self._q_method)
-        return await self._await(method.remote(state, variant))
+        return await self._call(
+            RECOMMENDER_DEPLOYMENT, self._q_method, state, variant, model=cql_model(variant)
+        )
 
     async def model_versions(self) -> dict[str, Any]:
+        """{deployment: {model: {version, last_swap}}} or {deployment: {"error": ...}}."""
         out: dict[str, Any] = {}
-        for name, handle in (
-            ("SegmentationDeployment", self._seg),
-            ("ForecastingDeployment", self._fc),
-            ("RecommenderDeployment", self._rec),
-        ):
+        for deployment in DEPLOYMENT_MODELS:
             try:
-                out[name] = await self._await(handle.versions.remote())
+                out[deployment] = await self._call(deployment, "versions", model=None)
             except ModelCallFailed as exc:
-                out[name] = {"error": str(exc)}
+                out[deployment] = {"error": str(exc)}
         return out
 
-    async def _actor(self, call: Any) -> Any:
+    async def _actor(self, method: str, *args: Any) -> Any:
+        if self._bandit is None:
+            return None
         try:
-            return await asyncio.wait_for(call, self._timeout)
+            return await self._bandit(method, args)
         except Exception as exc:  # noqa: BLE001 - RayActorError, timeouts: the bandit is optional
             logger.warning("bandit actor unreachable: %s", exc)
             return None
 
     async def bandit_select(self, segment: str) -> str | None:
-        return await self._actor(self._bandit.select.remote(segment))
+        return await self._actor("select", segment)
 
     async def bandit_update(
         self, feedback_id: int, strategy: str, segment: str, reward: float
     ) -> bool:
-        ok = await self._actor(self._bandit.update.remote(feedback_id, strategy, segment, reward))
-        return bool(ok)
+        return bool(await self._actor("update", feedback_id, strategy, segment, reward))
 
     async def bandit_stats(self) -> dict[str, Any] | None:
-        return await self._actor(self._bandit.stats.remote())
+        return await self._actor("stats")
+
+
+class LocalModelClients(ModelClients):
+    """The models in this process, loaded from the registry, and an in-process bandit (None:
+    "unreachable"). ``services`` holds the model services by deployment name."""
+
+    def __init__(self, model_dir: str, bandit: BanditBook | None = None) -> None:
+        from models.registry import ModelRegistry
+        from models.serving import SERVICES
+
+        registry = ModelRegistry(model_dir)
+        self.services = {name: service(registry) for name, service in SERVICES.items()}
+        for service in self.services.values():
+            service.apply()
+        self._book = bandit
+        super().__init__(self._on_service, self._on_book if bandit is not None else None)
+
+    async def _on_service(
+        self, deployment: str, method: str, args: tuple[Any, ...], model: str | None
+    ) -> Any:
+        start = time.perf_counter()
+        result = await asyncio.to_thread(getattr(self.services[deployment], method), *args)
+        if model is not None:
+            metrics.observe_model_latency(model, "in_process", time.perf_counter() - start)
+        return result
+
+    async def _on_book(self, method: str, args: tuple[Any, ...]) -> Any:
+        return await getattr(self._book, method)(*args)
+
+
+class ServeModelClients(ModelClients):
+    """Deployment handles (by deployment name) and the bandit actor, each call bounded by
+    ``timeout_s``."""
+
+    def __init__(
+        self,
+        handles: Mapping[str, Any],
+        bandit_actor: Any,
+        *,
+        timeout_s: float = 2.0,
+        batch_q_values: bool = False,
+    ) -> None:
+        self._handles = dict(handles)
+        self._actor_handle = bandit_actor
+        self._timeout = timeout_s
+        super().__init__(
+            self._on_handle,
+            self._on_actor,
+            q_method="q_values_batched" if batch_q_values else "q_values",
+        )
+
+    async def _on_handle(
+        self, deployment: str, method: str, args: tuple[Any, ...], model: str | None
+    ) -> Any:
+        call = getattr(self._handles[deployment], method).remote(*args)
+        return await asyncio.wait_for(call, self._timeout)
+
+    async def _on_actor(self, method: str, args: tuple[Any, ...]) -> Any:
+        call = getattr(self._actor_handle, method).remote(*args)
+        return await asyncio.wait_for(call, self._timeout)

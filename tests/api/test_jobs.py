@@ -76,9 +76,9 @@ async def _row(engine: AsyncEngine, name: str) -> Any:
 
 
 async def test_every_job_runs_and_is_recorded(app_state, clean_engine: AsyncEngine) -> None:
-    state = app_state.state
+    ctx = app_state.state.ctx
     for name in JOBS:
-        result = await run_now(state, name)
+        result = await run_now(ctx, name)
         assert result["status"] == "ok", result
         row = await _row(clean_engine, name)
         assert row.last_status == "ok" and row.runs == 1 and row.lease_owner is None
@@ -108,7 +108,7 @@ async def test_every_job_runs_and_is_recorded(app_state, clean_engine: AsyncEngi
         before = sorted(
             (await conn.execute(select(UserSegment.user_id, UserSegment.segment_id))).all()
         )
-    assert (await run_now(state, "segments"))["status"] == "ok"
+    assert (await run_now(ctx, "segments"))["status"] == "ok"
     async with clean_engine.connect() as conn:
         after = sorted(
             (await conn.execute(select(UserSegment.user_id, UserSegment.segment_id))).all()
@@ -117,27 +117,27 @@ async def test_every_job_runs_and_is_recorded(app_state, clean_engine: AsyncEngi
 
 
 async def test_cache_cleanup_deletes_only_expired_rows(app_state, clean_engine) -> None:
-    state = app_state.state
+    ctx = app_state.state.ctx
     async with clean_engine.connect() as conn:
         uid = await conn.scalar(select(func.min(User.id)))
-    await state.cache.put(uid, "spending", "k=live", {"x": 1})
-    await state.cache.put(uid, "spending", "k=old", {"x": 2}, ttl_s=0.01)
+    await ctx.predictions.cache.put(uid, "spending", "k=live", {"x": 1})
+    await ctx.predictions.cache.put(uid, "spending", "k=old", {"x": 2}, ttl_s=0.01)
     await asyncio.sleep(0.05)
-    result = await run_now(state, "cache_cleanup")
+    result = await run_now(ctx, "cache_cleanup")
     assert result["detail"] == {"deleted": 1}
-    assert await state.cache.get(uid, "spending", "k=live") is not None
+    assert await ctx.predictions.cache.get(uid, "spending", "k=live") is not None
 
 
 async def test_two_schedulers_run_a_due_job_once(app_state, clean_engine) -> None:
-    state = app_state.state
-    await ensure_rows(state)
+    ctx = app_state.state.ctx
+    await ensure_rows(ctx)
     async with clean_engine.begin() as conn:
         await conn.execute(
             update(JobRun)
             .where(JobRun.name == "cache_cleanup")
             .values(next_run_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-    a, b = JobScheduler(state), JobScheduler(state)
+    a, b = JobScheduler(ctx), JobScheduler(ctx)
     ran_a, ran_b = await asyncio.gather(a.tick(), b.tick())
     assert sorted(ran_a + ran_b) == ["cache_cleanup"], (ran_a, ran_b)
     assert (await _row(clean_engine, "cache_cleanup")).runs == 1
@@ -145,8 +145,8 @@ async def test_two_schedulers_run_a_due_job_once(app_state, clean_engine) -> Non
 
 
 async def test_jobs_endpoint_and_a_held_lease(app_state, clean_engine) -> None:
-    state = app_state.state
-    await run_now(state, "cache_cleanup")
+    ctx = app_state.state.ctx
+    await run_now(ctx, "cache_cleanup")
     async with clean_engine.begin() as conn:
         await conn.execute(
             update(JobRun)
@@ -156,7 +156,7 @@ async def test_jobs_endpoint_and_a_held_lease(app_state, clean_engine) -> None:
             )
         )
     with pytest.raises(RuntimeError, match="running elsewhere"):
-        await run_now(state, "segments")
+        await run_now(ctx, "segments")
     transport = httpx.ASGITransport(app=app_state)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         body = (await c.get("/jobs")).json()

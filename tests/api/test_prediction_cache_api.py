@@ -125,9 +125,9 @@ async def test_a_new_model_version_never_hits_the_old_entry(cached_client) -> No
         metrics=dict(manifest.metrics),
         feature_names=list(manifest.feature_names),
     ).version
-    reports = app.state.models.forecasting.apply({"forecast": v2})
+    reports = app.state.ctx.models.services["ForecastingDeployment"].apply({"forecast": v2})
     assert all(r.ok for r in reports)
-    app.state.versions_memo = None  # what the 1-second refresh does
+    app.state.ctx.predictions.forget_versions()  # what the 1-second refresh does
     new = await _get(c, "/coaching/spending-prediction?weeks=1")
     assert new["cached"] is False and new["model_version"] == v2
 

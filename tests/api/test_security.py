@@ -1,4 +1,4 @@
-"""Security (issue 6), one test or more per rule:
+"""Security, one test or more per rule:
 
 1. rate limits per user and per client address (429 ``RATE_LIMITED`` with ``Retry-After``);
 2. login throttling per e-mail and per client, alike for unknown e-mails, reset on success;
@@ -36,11 +36,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import fincoach.http.routes.users as users_routes
 from fincoach.db.tables import Base, Goal, User
 from fincoach.http.app import create_app
 from fincoach.http.headers import API_CSP, DOCS_CSP
 from fincoach.http.ratelimit import FailureWindows, TokenBuckets
+from fincoach.usecases import accounts
 from tests.conftest import register, test_settings
 
 FUTURE = (date.today() + timedelta(days=90)).isoformat()
@@ -670,7 +670,7 @@ async def test_unhandled_error_is_a_generic_problem_and_logs_hold_no_secrets(
         await login(c, "alice@example.com", password + "-wrong")
         await c.get("/users/me", headers={"Authorization": f"Bearer {token}x"})
         await c.post("/auth/register", json={"email": "bad", "password": password})
-        monkeypatch.setattr(users_routes, "get_profile", boom)
+        monkeypatch.setattr(accounts, "profile", boom)
         r = await c.get("/users/me/profile", headers=h)
 
     assert r.status_code == 500

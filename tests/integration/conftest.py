@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from fincoach.db.engine import make_engine
 from tests.conftest import BACKENDS, load_recent_users, migrated_database
 
 APP_NAME = "fincoach"
+SERVE_CONFIG = Path(__file__).resolve().parents[2] / "serve_config.yaml"
 
 
 def _free_port() -> int:
@@ -32,6 +34,7 @@ def _free_port() -> int:
 @dataclass(frozen=True)
 class ServeApp:
     url: str
+    port: int
     database_url: str
     backend: str
     args: dict[str, Any]
@@ -79,6 +82,31 @@ async def serve_db_url(
         yield url
 
 
+def deploy_config(
+    args: Mapping[str, Any],
+    *,
+    port: int,
+    versions: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    """Deploy serve_config.yaml's application as ``serve deploy`` does (its replicas, sizing,
+    autoscaling and user_config), with ``args`` over its ``args:`` and ``versions`` (by
+    deployment name) as the deployments' ``user_config.versions``; returns once it runs."""
+    import yaml
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    config = yaml.safe_load(SERVE_CONFIG.read_text())
+    config["http_options"] = {**config.get("http_options", {}), "port": port}
+    (app,) = config["applications"]
+    app["args"] = {**app.get("args", {}), **args}
+    for deployment in app["deployments"]:
+        if versions and deployment["name"] in versions:
+            deployment["user_config"] = {"versions": dict(versions[deployment["name"]])}
+    client = _get_global_client()
+    assert client is not None, "Serve is not running"
+    client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
+
+
 @pytest.fixture(scope="session")
 def serve_app(
     serve_port: int,
@@ -95,7 +123,6 @@ def serve_app(
     from ray import serve
 
     from actors.bandit_stats import NAMESPACE
-    from deployments.app import build_app
 
     backend = "postgresql" if serve_db_url.startswith("postgresql") else "sqlite"
     model_dir = tmp_path_factory.mktemp(f"serve-models-{backend}") / "artifacts"
@@ -105,7 +132,7 @@ def serve_app(
         "database_url": serve_db_url,
         "bandit_actor": f"bandit-stats-test-{backend}",
     }
-    serve.run(build_app(args), name=APP_NAME, route_prefix="/")
+    deploy_config(args, port=serve_port)
     base = f"http://127.0.0.1:{serve_port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -118,7 +145,7 @@ def serve_app(
     else:
         pytest.fail(f"Serve app on {backend} did not become healthy within 60 s")
     try:
-        yield ServeApp(base, serve_db_url, backend, args)
+        yield ServeApp(base, serve_port, serve_db_url, backend, args)
     finally:
         serve.delete(APP_NAME)
         try:  # detached: it outlives the app unless killed

@@ -11,7 +11,7 @@ import ray
 from sqlalchemy import select
 
 from fincoach.db.tables import RecommendationHistory
-from tests.integration.conftest import demo_logins, stored
+from tests.integration.conftest import demo_logins, deploy_config, stored
 
 pytestmark = pytest.mark.integration
 N_USERS = 8
@@ -147,26 +147,7 @@ async def test_requests_are_answered_while_a_model_replica_dies(
         pytest.fail("the recommender did not recover")
 
 
-def _app(args: dict, recommender_versions: dict[str, str]):
-    from deployments.forecast import ForecastingDeployment
-    from deployments.ingress import CoachIngress
-    from deployments.policy import RecommenderDeployment
-    from deployments.segmentation import SegmentationDeployment
-
-    model_dir = args["model_dir"]
-    return CoachIngress.bind(
-        SegmentationDeployment.bind(model_dir),
-        ForecastingDeployment.bind(model_dir),
-        RecommenderDeployment.options(user_config={"versions": recommender_versions}).bind(
-            model_dir
-        ),
-        args,
-    )
-
-
 async def test_live_swap_under_load_fails_no_request(http, demo_headers, serve_app) -> None:
-    from ray import serve
-
     from models.registry import ModelRegistry
 
     registry = ModelRegistry(serve_app.args["model_dir"])
@@ -193,7 +174,10 @@ async def test_live_swap_under_load_fails_no_request(http, demo_headers, serve_a
     task = asyncio.create_task(load(15.0))
     await asyncio.sleep(2.0)
     await asyncio.to_thread(
-        serve.run, _app(serve_app.args, {"cql_legacy": v2}), name="fincoach", route_prefix="/"
+        deploy_config,
+        serve_app.args,
+        port=serve_app.port,
+        versions={"RecommenderDeployment": {"cql_legacy": v2}},
     )
     await task
     assert statuses and set(statuses) == {200}, sorted(set(statuses))
@@ -203,7 +187,10 @@ async def test_live_swap_under_load_fails_no_request(http, demo_headers, serve_a
 
     # A version that does not exist is refused: the current one keeps serving, and /models says why.
     await asyncio.to_thread(
-        serve.run, _app(serve_app.args, {"cql_legacy": "v99"}), name="fincoach", route_prefix="/"
+        deploy_config,
+        serve_app.args,
+        port=serve_app.port,
+        versions={"RecommenderDeployment": {"cql_legacy": "v99"}},
     )
     models = (await http.get("/models")).json()["deployments"]["RecommenderDeployment"]
     assert models["cql_legacy"]["version"] == v2

@@ -119,8 +119,7 @@ async def test_whole_app_restart_loses_no_acknowledged_write(http, serve_app, fa
     Answers while the app is gone may fail (connection refused, 503/404 from the proxy)."""
     from ray import serve
 
-    from deployments.app import build_app
-    from tests.integration.conftest import APP_NAME
+    from tests.integration.conftest import APP_NAME, deploy_config
 
     h = await _headers(http)
     tag = uuid.uuid4().hex[:8]
@@ -153,7 +152,7 @@ async def test_whole_app_restart_loses_no_acknowledged_write(http, serve_app, fa
     await asyncio.sleep(2.0)
     down = time.monotonic()
     await asyncio.to_thread(serve.delete, APP_NAME)
-    await asyncio.to_thread(serve.run, build_app(serve_app.args), name=APP_NAME, route_prefix="/")
+    await asyncio.to_thread(deploy_config, serve_app.args, port=serve_app.port)
     await _wait_healthy(http)
     down_for = time.monotonic() - down
     await asyncio.sleep(2.0)

@@ -25,7 +25,7 @@ def test_counters_increase_per_tag(registry: Any) -> None:
     metrics.count_cache("spending", hit=True)
     metrics.count_cache("spending", hit=True)
     metrics.count_cache("spending", hit=False)
-    metrics.count_fallback("/coaching/recommendation", "cql_legacy")
+    metrics.count_fallback("cql_legacy", endpoint="/coaching/recommendation")
     metrics.count_events_accepted("api", 3)
     metrics.count_events_rejected("duplicate")
 

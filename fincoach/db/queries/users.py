@@ -3,13 +3,14 @@ transaction."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fincoach.db.tables import User, UserProfile
+from fincoach.db.tables import BehavioralEvent, Transaction, User, UserProfile
 from fincoach.errors import Conflict
 
 
@@ -54,3 +55,17 @@ async def update_profile(
     await session.flush()
     await session.refresh(profile)
     return profile
+
+
+async def active_user_ids(session: AsyncSession, since: datetime, *, limit: int) -> list[int]:
+    """Users with a transaction or an event since ``since``, in id order, at most ``limit``."""
+    q = union(
+        select(Transaction.user_id).where(Transaction.occurred_at >= since),
+        select(BehavioralEvent.user_id).where(BehavioralEvent.timestamp >= since),
+    ).subquery()
+    ids = await session.scalars(select(q.c.user_id).distinct().order_by(q.c.user_id).limit(limit))
+    return [int(i) for i in ids.all()]
+
+
+async def all_user_ids(session: AsyncSession) -> list[int]:
+    return [int(i) for i in (await session.scalars(select(User.id).order_by(User.id))).all()]

@@ -7,20 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
-from fincoach.db.queries.users import create_user, get_user_by_email
 from fincoach.errors import InvalidCredentials
 from fincoach.http.deps import SessionDep, SettingsDep
 from fincoach.http.ratelimit import check_login_allowed, limit_client, login_failed, login_succeeded
-from fincoach.usecases.passwords import (
-    create_access_token,
-    dummy_hash,
-    hash_password,
-    verify_password,
-)
+from fincoach.usecases import accounts
+from fincoach.usecases.passwords import create_access_token
 from schemas.problem import problem_responses
 from schemas.users import RegisterRequest, TokenResponse, UserResponse
 
-# Anonymous endpoints: limited per client address (api/ratelimit.py).
+# Anonymous endpoints: limited per client address (fincoach/http/ratelimit.py).
 router = APIRouter(
     prefix="/auth",
     tags=["auth"],
@@ -38,13 +33,9 @@ router = APIRouter(
 async def register_user(
     body: RegisterRequest, session: SessionDep, settings: SettingsDep
 ) -> UserResponse:
-    user = await create_user(
-        session,
-        email=body.email,
-        hashed_password=hash_password(body.password, settings),
-        full_name=body.full_name,
+    user = await accounts.register(
+        session, settings, email=body.email, password=body.password, full_name=body.full_name
     )
-    await session.commit()
     return UserResponse.model_validate(user)
 
 
@@ -58,10 +49,8 @@ async def create_token(
     """Exchange e-mail (as `username`) and password for a bearer token. Repeated failures for
     one e-mail or from one client are answered 429 for a while, known e-mail or not."""
     check_login_allowed(request, form.username)
-    # No account's e-mail holds NUL (and PostgreSQL cannot even compare one): unknown.
-    user = None if "\x00" in form.username else await get_user_by_email(session, form.username)
-    hashed = user.hashed_password if user is not None else dummy_hash(settings)
-    if not verify_password(form.password, hashed, settings) or user is None or not user.is_active:
+    user = await accounts.authenticate(session, settings, form.username, form.password)
+    if user is None:
         login_failed(request, form.username)
         raise InvalidCredentials("Incorrect e-mail or password")
     login_succeeded(request, form.username)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from fincoach.cache.use import ON_TRANSACTION, invalidate
-from fincoach.db.queries import transactions as q
-from fincoach.http.deps import CurrentUser, SessionDep
+from fincoach.http.deps import ContextDep, CurrentUser, SessionDep
+from fincoach.usecases import ledger
 from schemas.common import Page, QueryDatetime
 from schemas.problem import AUTHENTICATED, problem_responses
 from schemas.transactions import (
@@ -34,13 +33,9 @@ def _utc(value: datetime | None) -> datetime | None:
 
 @router.post("", status_code=201, response_model=TransactionResponse)
 async def create_transaction(
-    body: TransactionCreateRequest, request: Request, user: CurrentUser, session: SessionDep
+    body: TransactionCreateRequest, ctx: ContextDep, user: CurrentUser, session: SessionDep
 ) -> TransactionResponse:
-    values = body.model_dump()
-    values["occurred_at"] = values["occurred_at"] or datetime.now(UTC)
-    row = await q.create_transaction(session, user.id, values)
-    await session.commit()
-    await invalidate(request, user.id, ON_TRANSACTION)
+    row = await ledger.add_transaction(ctx, session, user.id, body.model_dump())
     return TransactionResponse.model_validate(row)
 
 
@@ -61,7 +56,7 @@ async def list_transactions(
     category: Category | None = None,
     kind: TransactionKind | None = None,
 ) -> Page[TransactionResponse]:
-    rows, total = await q.list_transactions(
+    rows, total = await ledger.list_transactions(
         session,
         user.id,
         limit=limit,
@@ -86,15 +81,13 @@ async def read_transaction(
     transaction_id: TransactionId, user: CurrentUser, session: SessionDep
 ) -> TransactionResponse:
     return TransactionResponse.model_validate(
-        await q.get_transaction(session, user.id, transaction_id)
+        await ledger.get_transaction(session, user.id, transaction_id)
     )
 
 
 @router.delete("/{transaction_id}", status_code=204, responses=problem_responses(404))
 async def delete_transaction(
-    transaction_id: TransactionId, request: Request, user: CurrentUser, session: SessionDep
+    transaction_id: TransactionId, ctx: ContextDep, user: CurrentUser, session: SessionDep
 ) -> Response:
-    await q.delete_transaction(session, user.id, transaction_id)
-    await session.commit()
-    await invalidate(request, user.id, ON_TRANSACTION)
+    await ledger.delete_transaction(ctx, session, user.id, transaction_id)
     return Response(status_code=204)

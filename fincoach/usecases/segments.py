@@ -1,0 +1,191 @@
+"""Segments: a user's behavioral segment (assigned on first need, refreshed on demand and by the
+daily job), its profile, and the user beside the segment's other users (aggregates only)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fincoach.cache.predictions import ON_SEGMENT_CHANGE
+from fincoach.db.queries import segments as q
+from fincoach.db.queries.features import load_snapshot
+from fincoach.db.queries.users import all_user_ids
+from fincoach.db.tables import UserSegment
+from fincoach.errors import Conflict, ModelUnavailable
+from fincoach.features.frames import UserSnapshot
+from fincoach.features.state import BEHAVIOR_FEATURE_NAMES, behavior_features
+from fincoach.observability import metrics
+from fincoach.usecases.clients import ModelCallFailed
+from fincoach.usecases.context import Context
+from models.names import SEGMENTATION
+from schemas.coaching import SegmentComparisonResponse, SegmentInsightsResponse, SegmentResponse
+
+logger = logging.getLogger("fincoach.segments")
+# An aggregate of fewer users could reveal one user's numbers.
+MIN_PEERS = 5
+COMMIT_EVERY = 100
+
+
+async def assign(
+    ctx: Context, session: AsyncSession, user_id: int, snapshot: UserSnapshot | None = None
+) -> UserSegment:
+    """Assign the user to a segment from their behavior now and store it (the caller commits);
+    ModelCallFailed when the segmentation model is unavailable."""
+    features = behavior_features(snapshot or await load_snapshot(session, user_id))
+    assigned = await ctx.models.assign_segment(features)
+    return await q.upsert_segment(session, user_id, assigned, features)
+
+
+async def current(
+    ctx: Context,
+    session: AsyncSession,
+    user_id: int,
+    snapshot: UserSnapshot | None = None,
+    *,
+    refresh: bool = False,
+) -> tuple[UserSegment | None, bool]:
+    """The stored segment, assigned and stored first if missing (or ``refresh``); the user's
+    rows are read only then, unless the caller has them already. (row or None, True) when the
+    segmentation model is unavailable. The caller commits."""
+    row = await q.get_segment(session, user_id)
+    if row is not None and not refresh:
+        return row, False
+    try:
+        return await assign(ctx, session, user_id, snapshot), False
+    except ModelCallFailed:
+        metrics.count_fallback(SEGMENTATION)
+        return row, True
+
+
+def _no_segment() -> ModelUnavailable:
+    return ModelUnavailable("the segmentation model is unavailable and no segment is stored yet")
+
+
+async def required(
+    ctx: Context, session: AsyncSession, user_id: int, snapshot: UserSnapshot | None = None
+) -> tuple[UserSegment, bool]:
+    """The segment (stored, or assigned and committed now), or 503 when there is none."""
+    row, fallback = await current(ctx, session, user_id, snapshot)
+    await session.commit()
+    if row is None:
+        raise _no_segment()
+    return row, fallback
+
+
+def as_response(row: UserSegment, fallback: bool = False) -> SegmentResponse:
+    return SegmentResponse.model_validate(row).model_copy(update={"fallback": fallback})
+
+
+def behavior_dict(snapshot: UserSnapshot) -> dict[str, float]:
+    """The user's behavioral features by name."""
+    return dict(zip(BEHAVIOR_FEATURE_NAMES, map(float, behavior_features(snapshot)), strict=True))
+
+
+async def user_segment(ctx: Context, session: AsyncSession, user_id: int) -> SegmentResponse:
+    row, fallback = await required(ctx, session, user_id)
+    return as_response(row, fallback)
+
+
+async def refresh(ctx: Context, session: AsyncSession, user_id: int) -> SegmentResponse:
+    """Recompute the segment from the latest behavior, store it, and drop what depended on it."""
+    row, fallback = await current(ctx, session, user_id, refresh=True)
+    if fallback or row is None:
+        raise _no_segment()
+    await session.commit()
+    await ctx.predictions.invalidate(user_id, ON_SEGMENT_CHANGE)
+    return as_response(row)
+
+
+async def insights(ctx: Context, session: AsyncSession, user_id: int) -> SegmentInsightsResponse:
+    """The segment's profile and where the user differs most from its centroid."""
+    snapshot = await load_snapshot(session, user_id)
+    row, fallback = await required(ctx, session, user_id, snapshot)
+    try:
+        profiles = await ctx.models.segment_characteristics()
+    except ModelCallFailed as exc:
+        raise _no_segment() from exc
+    profile = profiles[row.segment_id]
+    you = behavior_dict(snapshot)
+    centroid = profile["centroid"]
+    differences = sorted(
+        (
+            {
+                "feature": k,
+                "you": you[k],
+                "segment": centroid[k],
+                "difference": you[k] - centroid[k],
+            }
+            for k in BEHAVIOR_FEATURE_NAMES
+        ),
+        key=lambda d: -abs(d["difference"]) / (abs(d["segment"]) + 1e-6),
+    )[:3]
+    return SegmentInsightsResponse(
+        segment=as_response(row, fallback),
+        description=profile["description"],
+        share_of_users=profile["share"],
+        centroid=centroid,
+        you=you,
+        differences=differences,
+    )
+
+
+async def peers_average(
+    session: AsyncSession, segment_id: int, user_id: int
+) -> tuple[int, dict[str, float]] | None:
+    """Average stored features of the segment's other users, only when there are at least
+    MIN_PEERS of them."""
+    rows = await q.peer_features(session, segment_id, user_id)
+    if len(rows) < MIN_PEERS:
+        return None
+    average = {
+        k: float(np.mean([float(r.get(k, 0.0)) for r in rows])) for k in BEHAVIOR_FEATURE_NAMES
+    }
+    return len(rows), average
+
+
+async def comparison(
+    ctx: Context, session: AsyncSession, user_id: int
+) -> SegmentComparisonResponse:
+    """The user beside the average of the other users of their segment (aggregates only)."""
+    snapshot = await load_snapshot(session, user_id)
+    row, fallback = await required(ctx, session, user_id, snapshot)
+    peers = await peers_average(session, row.segment_id, user_id)
+    if peers is None:
+        raise Conflict(f"fewer than {MIN_PEERS} other users in this segment: no comparison yet")
+    return SegmentComparisonResponse(
+        segment=as_response(row, fallback),
+        peers=peers[0],
+        you=behavior_dict(snapshot),
+        segment_average=peers[1],
+    )
+
+
+async def refresh_many(ctx: Context, user_ids: Sequence[int]) -> dict[str, Any]:
+    """Recompute and store the segments of these users, committing every COMMIT_EVERY; raises
+    when the model failed for every one of them. Idempotent."""
+    done = failed = 0
+    for start in range(0, len(user_ids), COMMIT_EVERY):
+        async with ctx.sessions() as session:
+            for user_id in user_ids[start : start + COMMIT_EVERY]:
+                try:
+                    await assign(ctx, session, user_id)
+                except ModelCallFailed:
+                    failed += 1
+                    continue
+                done += 1
+            await session.commit()
+    if failed and not done:
+        raise RuntimeError(f"the segmentation model failed for all {failed} users")
+    logger.info("segments assigned to %d users (%d failed)", done, failed)
+    return {"users": len(user_ids), "assigned": done, "failed": failed}
+
+
+async def refresh_all(ctx: Context) -> dict[str, Any]:
+    """``refresh_many`` over every user (the demo loader, after loading)."""
+    async with ctx.sessions() as session:
+        user_ids = await all_user_ids(session)
+    return await refresh_many(ctx, user_ids)
