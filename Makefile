@@ -35,6 +35,7 @@ serve: $(RUNTIME_STAMP) ## Migrate, load demo data if empty, serve the API on :8
 
 test: $(DEV_STAMP) ## Install dev dependencies and run the whole test suite
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Each run shifts the clock of pytest and everything it starts (Ray included) with libfaketime:
@@ -51,8 +52,9 @@ fuzz: $(DEV_STAMP) ## Long API fuzzing: FUZZ_EXAMPLES (500) per operation, bound
 	FINCOACH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FINCOACH_FUZZ_COVERAGE=1 FINCOACH_FUZZ_STATEFUL=1 \
 		$(BIN)/pytest tests/api/test_fuzz.py --timeout=3600 $(PYTEST_ARGS)
 
-lint: $(DEV_STAMP) ## ruff (lint + format check) and mypy
+lint: $(DEV_STAMP) ## ruff (lint + format check), the layer contract and mypy
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
