@@ -13,13 +13,10 @@ from datetime import datetime
 from importlib import metadata
 from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import joblib
 import numpy as np
-
-if TYPE_CHECKING:
-    from models.registry import Manifest
 
 # Libraries whose major.minor must match at load time: their pickles are not stable across them.
 CHECKED_LIBRARIES: Final = ("numpy", "scikit-learn")
@@ -92,13 +89,15 @@ def check_features(obj: Any, feature_names: object) -> list[str]:
     return features
 
 
-def check_library_versions(manifest: Manifest) -> None:
+def check_library_versions(what: str, library_versions: dict[str, str]) -> None:
+    """Refuse an artifact (``what``: its name and version) saved with another major.minor of a
+    library whose pickles are not stable across them."""
     running = runtime_versions()
     for lib in CHECKED_LIBRARIES:
-        saved, now = manifest.library_versions[lib], running[lib]
+        saved, now = library_versions[lib], running[lib]
         if major_minor(saved) != major_minor(now):
             raise ArtifactError(
-                f"{manifest.name!r} {manifest.version} was saved with {lib} {saved} but {lib} "
+                f"{what} was saved with {lib} {saved} but {lib} "
                 f"{now} is running; retrain it or run {lib} {major_minor(saved)}.x"
             )
 

@@ -221,7 +221,7 @@ class ModelRegistry:
         the running ones, or the file's sha256 differs from the manifest's.
         """
         version_dir, manifest = self._resolve(name, version)
-        check_library_versions(manifest)
+        check_library_versions(f"{manifest.name!r} {manifest.version}", manifest.library_versions)
         model_path = self._inside(version_dir / MODEL_FILE, f"{name!r} {manifest.version}")
         try:
             payload = model_path.read_bytes()
