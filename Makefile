@@ -41,10 +41,13 @@ test: $(DEV_STAMP) ## Install dev dependencies and run the whole test suite
 # Each run shifts the clock of pytest and everything it starts (Ray included) with libfaketime:
 # the simulator and the app anchor their data to "now", so a test must hold on every weekday,
 # and across midnight and the Sunday-Monday week boundary.
+# A start time "@YYYY-MM-DD_HH:MM:SS" becomes an offset from now: every process (Ray's workers
+# start later) then keeps the same clock, where an absolute start would restart it in each.
 CLOCKS ?= +0d +1d +2d +3d +4d +5d +6d
-test-clock: $(DEV_STAMP) ## The whole suite at each of CLOCKS (faketime offsets or "@YYYY-MM-DD HH:MM:SS")
+test-clock: $(DEV_STAMP) ## The whole suite at each of CLOCKS (offsets such as +2d, or @YYYY-MM-DD_HH:MM:SS)
 	@command -v faketime >/dev/null || { echo "needs faketime (Debian: apt-get install faketime)"; exit 1; }
-	@set -e; for c in $(CLOCKS); do c=$${c//_/ }; \
+	@set -e; for c in $(CLOCKS); do \
+	  case $$c in @*) t=$${c#@}; c="+$$(( $$(date -u -d "$${t//_/ }" +%s) - $$(date -u +%s) ))s";; esac; \
 	  echo "== clock $$c: starts $$(faketime -f "$$c" date -u '+%a %F %T UTC')"; \
 	  faketime -f "$$c" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS); done
 

@@ -16,6 +16,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # The development secret is public (it is in this file), so production refuses it.
 DEV_JWT_SECRET = "fincoach-dev-secret-change-me-0123456789abcdef"
 MIN_SECRET_LENGTH = 32
+# The original FinCoach web client's development servers (Vite on 5173/5174, CRA on 3000).
+DEV_ORIGINS = tuple(
+    f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (5173, 5174, 3000)
+)
 
 
 def normalize_database_url(url: str) -> str:
@@ -53,7 +57,9 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=1024)
 
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Browser origins allowed to call the API. Unset: the original FinCoach web client's
+    # development servers in development, none otherwise (production sets its own).
+    cors_origins: Annotated[list[str] | None, NoDecode] = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     # Rate limits and login throttling (api/ratelimit.py), in memory per process: each ingress
@@ -120,6 +126,13 @@ class Settings(BaseSettings):
                     f"{MIN_SECRET_LENGTH} characters when FINCOACH_ENV=production"
                 )
         return self
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """The CORS origins: as set, else the web client's dev servers in development."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return list(DEV_ORIGINS) if self.env == "development" else []
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,11 +11,14 @@ from typing import ClassVar
 
 # Codes clients can switch on.
 VALIDATION_ERROR = "VALIDATION_ERROR"
+BAD_REQUEST = "BAD_REQUEST"
 NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
 INVALID_TOKEN = "INVALID_TOKEN"
 INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
 NOT_FOUND = "NOT_FOUND"
 CONFLICT = "CONFLICT"
+EMAIL_TAKEN = "EMAIL_TAKEN"
+INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
 BODY_TOO_LARGE = "BODY_TOO_LARGE"
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
@@ -37,6 +40,12 @@ class CoachError(Exception):
         self.headers = headers or {}
 
 
+class BadRequest(CoachError):
+    status = 400
+    code = BAD_REQUEST
+    title = "Bad request"
+
+
 class NotFound(CoachError):
     status = 404
     code = NOT_FOUND
@@ -47,6 +56,30 @@ class Conflict(CoachError):
     status = 409
     code = CONFLICT
     title = "Conflict"
+
+
+class EmailTaken(CoachError):
+    """Registration with an e-mail that has an account: 400, as the original FinCoach API."""
+
+    status = 400
+    code = EMAIL_TAKEN
+    title = "Bad request"
+
+
+class InsufficientFunds(CoachError):
+    """A debit the wallet cannot cover (the original FinCoach API's transactions route)."""
+
+    status = 400
+    code = INSUFFICIENT_FUNDS
+    title = "Bad request"
+
+
+class BalanceOutOfRange(CoachError):
+    """A transaction that would take a balance past the largest amount stored."""
+
+    status = 422
+    code = VALIDATION_ERROR
+    title = "Invalid request"
 
 
 class NotAuthenticated(CoachError):

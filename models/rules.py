@@ -29,6 +29,25 @@ def rule_based_action(state: np.ndarray) -> int:
     return A["budget_suggestion"]
 
 
+# The original coach's fixed confidence of each legacy action when it answers by rule.
+LEGACY_RULE_CONFIDENCE = {
+    "continue_current_behavior": 0.6,
+    "spending_alert": 0.8,
+    "budget_suggestion": 0.7,
+    "savings_nudge": 0.6,
+    "positive_reinforcement": 0.9,
+}
+
+
+def legacy_rule_action(state: np.ndarray) -> tuple[int, float]:
+    """The rule-based coach restricted to the 5 legacy actions (a dining-out tip becomes a
+    budget suggestion), and the original coach's confidence for it."""
+    action = rule_based_action(state)
+    if ACTIONS[action] not in LEGACY_RULE_CONFIDENCE:
+        action = A["budget_suggestion"]
+    return action, LEGACY_RULE_CONFIDENCE[ACTIONS[action]]
+
+
 def rule_based_actions(states: np.ndarray) -> np.ndarray:
     """Vectorised over rows."""
     return np.array([rule_based_action(s) for s in np.atleast_2d(states)], dtype=int)

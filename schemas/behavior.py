@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from schemas.original import BehaviorAggregate
 
 
 class BehaviorSummaryOut(BaseModel):
@@ -67,3 +69,8 @@ class BehavioralInsightsResponse(BaseModel):
         description="The behavioral features the segmentation model uses, by name"
     )
     insights: list[str] = Field(description="Plain-language observations, most important first")
+    user_id: str
+    behavior_data: BehaviorAggregate = Field(description="The original API's 30-day aggregate")
+    behavior_changes: list[dict[str, Any]]
+    segment_info: dict[str, Any] | None
+    summary_generated_at: str

@@ -1,15 +1,20 @@
-"""Coaching: recommendations, feedback, segments, predictions, strategies."""
+"""Coaching: recommendations, feedback, history and the bandit's strategies.
+
+Answers are a superset of the original FinCoach API's (``action_type``, ``state_summary``,
+``generated_at``...): its fields kept, this backend's beside them."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from schemas.common import BodyBool, BodyInt, RequestModel, ResponseModel
+from schemas.original import RecommendationStrategy, SegmentInfo
 
 FeedbackType = Literal["helpful", "not_helpful", "implemented", "dismissed"]
+FeedbackStatus = Literal["pending", "helpful", "not_helpful", "implemented", "dismissed"]
 
 
 def _now() -> datetime:
@@ -26,19 +31,34 @@ class CachedAnswer(BaseModel):
 
 
 class RecommendationResponse(ResponseModel):
-    """The legacy shape of `GET /coaching/recommendation`."""
+    """``GET /coaching/recommendation``: the original ``AIRecommendation`` (action ids 0-4,
+    ``action_type``, ``confidence`` as a probability, ``state_summary``) and the recorded row."""
 
-    id: int
     action_id: int
-    action: str
+    action_type: str = Field(description="The action's name (the original API's field)")
     recommendation: str
-    confidence: float
+    confidence: float = Field(
+        ge=0, le=1, description="The policy's probability of this action among those offered"
+    )
+    state_summary: dict[str, Any] = Field(description="The financial state it was chosen from")
+    generated_at: datetime
+    id: int
+    action: str
+    recommendation_text: str = Field(description="Same as recommendation (history's name)")
+    confidence_score: float = Field(description="Same as confidence (history's name)")
     model_version: str
     fallback: bool
     created_at: datetime
 
 
 class EnhancedRecommendationResponse(RecommendationResponse, CachedAnswer):
+    """``GET /coaching/enhanced-recommendation``: the original ``EnhancedAIRecommendation``
+    fields and this backend's (strategy chosen by the bandit, segment, model versions)."""
+
+    segment_context: SegmentInfo | None = None
+    strategy_used: RecommendationStrategy | None = None
+    behavioral_triggers: list[str] | None = None
+    personalization_score: float | None = None
     strategy: str
     strategy_source: Literal["bandit", "default"]
     segment_id: int | None
@@ -46,23 +66,40 @@ class EnhancedRecommendationResponse(RecommendationResponse, CachedAnswer):
     model_versions: dict[str, str]
 
 
+# An id of this backend is a number; the original web client sends ids as strings.
+RecommendationId = Annotated[
+    BodyInt | Annotated[str, Field(min_length=1, max_length=64)],
+    AfterValidator(str),
+]
+
+
 class FeedbackRequest(RequestModel):
-    recommendation_id: BodyInt = Field(gt=0, le=2**63 - 1)
+    """Feedback on a recommendation. ``recommendation_id`` is a number or a string (the original
+    web client's form); an id this backend never issued (not a number) is a legacy one."""
+
+    recommendation_id: RecommendationId
     helpful: BodyBool
     feedback_text: str | None = Field(default=None, max_length=2000)
     feedback_type: FeedbackType | None = None
 
 
-class FeedbackResponse(ResponseModel):
-    id: int
-    recommendation_id: int
+class FeedbackResponse(BaseModel):
+    message: str = Field(description='"Feedback submitted successfully"')
+    feedback_id: str = Field(description="The recommendation's id (the original API's field)")
+    id: int | None = Field(description="The stored feedback's id; null for a legacy id")
+    recommendation_id: int | None
     reward: float
     duplicate: bool = Field(description="True when this recommendation already had feedback")
     bandit_updated: bool
 
 
-class HistoryItem(ResponseModel):
-    id: int
+class HistoryItem(BaseModel):
+    id: str
+    recommendation_text: str
+    action_type: str
+    confidence_score: float
+    created_at: str = Field(description="ISO 8601")
+    feedback_status: FeedbackStatus
     action_id: int
     action: str
     recommendation: str
@@ -71,79 +108,29 @@ class HistoryItem(ResponseModel):
     model_version: str
     confidence: float
     fallback: bool
-    created_at: datetime
     feedback: dict[str, Any] | None = None
 
 
-class SegmentResponse(ResponseModel):
-    segment_id: int
-    segment_name: str
-    confidence: float
-    model_version: str | None
-    updated_at: datetime
-    fallback: bool = False
-
-
-class SegmentInsightsResponse(BaseModel):
-    segment: SegmentResponse
-    description: str
-    share_of_users: float
-    centroid: dict[str, float]
-    you: dict[str, float]
-    differences: list[dict[str, Any]]
-
-
-class SegmentComparisonResponse(BaseModel):
-    segment: SegmentResponse
-    peers: int
-    you: dict[str, float]
-    segment_average: dict[str, float]
-
-
-class CategoryForecast(BaseModel):
-    category: str
-    p10: float
-    p50: float
-    p90: float
-
-
-class WeekForecast(BaseModel):
-    week_start: datetime
-    categories: list[CategoryForecast]
-    total_p50: float
-
-
-class SpendingPredictionResponse(CachedAnswer):
-    weeks: list[WeekForecast]
-    model_version: str | None
-    fallback: bool
-    method: str
-
-
-class GoalProbabilityResponse(CachedAnswer):
-    goal_id: int
-    probability: float | None
-    risk_factors: list[dict[str, Any]]
-    weekly_saving_for_75: float | None
-    model_version: str | None
-    fallback: bool
-
-
-class BalanceWeek(BaseModel):
-    week: int
-    spending_p50: float
-    spending_p90: float
-    balance_p50: float
-
-
-class FinancialForecastResponse(BaseModel):
-    current_balance: float
-    weekly_income: float
-    weeks: list[BalanceWeek]
-    fallback: bool
+class HistoryResponse(BaseModel):
+    recommendations: list[HistoryItem]
+    total: int
+    page: int
+    limit: int
 
 
 class StrategiesResponse(BaseModel):
     available: bool
     algorithm: str | None
     segments: dict[str, dict[str, dict[str, float]]]
+
+
+__all__ = [
+    "CachedAnswer",
+    "EnhancedRecommendationResponse",
+    "FeedbackRequest",
+    "FeedbackResponse",
+    "HistoryItem",
+    "HistoryResponse",
+    "RecommendationResponse",
+    "StrategiesResponse",
+]

@@ -7,6 +7,8 @@ from typing import Final, Literal
 from pydantic import BaseModel, Field
 
 from schemas.common import ResponseModel
+from schemas.original import BehaviorAggregate, SegmentInfo
+from schemas.wallet import Money, SpendingAnalytics
 
 TraitName = Literal["saver", "planner", "impulsive", "steady", "engaged"]
 PeerMetricName = Literal[
@@ -51,6 +53,14 @@ class SpendingPatternsResponse(BaseModel):
     volatility: float = Field(
         description="Coefficient of variation of weekly spending over the window, to 3 decimals"
     )
+    period_days: int = Field(description="Window of spending_analytics and behavioral_data")
+    behavioral_data: BehaviorAggregate
+    spending_analytics: list[SpendingAnalytics] = Field(
+        description="Debits of the window per category, largest first (the original API's)"
+    )
+    engagement_score: float = Field(description="0-1, from the window's app events")
+    behavior_diversity: int = Field(description="Number of event types in the window")
+    generated_at: str | None = Field(description="When the activity aggregate was computed")
 
 
 # --- category preferences ---------------------------------------------------------------------
@@ -68,12 +78,29 @@ class CategoryPreference(BaseModel):
     )
 
 
+class CategoryInsight(BaseModel):
+    """A category as the original API ranks it (debits of the last 30 days)."""
+
+    category: str
+    total_amount: Money
+    transaction_count: int
+    average_amount: Money
+    percentage_of_spending: float
+    behavioral_score: float
+
+
 class CategoryPreferencesResponse(BaseModel):
     weeks: int = Field(description="Length of the window in weeks (12)")
     total: float = Field(description="Total spending in the window, to cents")
     categories: list[CategoryPreference] = Field(
         description="Categories with any spending, largest share first"
     )
+    category_preferences: list[CategoryInsight] = Field(
+        description="The original API's ranking: debits of the last 30 days per category"
+    )
+    top_category: CategoryInsight | None = Field(description="The first of category_preferences")
+    behavioral_data: BehaviorAggregate
+    analysis_period_days: int = Field(description="Window of category_preferences (30)")
 
 
 # --- financial personality --------------------------------------------------------------------
@@ -93,6 +120,12 @@ class PersonalityTraits(BaseModel):
     engaged: float = Field(description="App activity (events per week / 10), capped at 1")
 
 
+class PersonalityTrait(BaseModel):
+    trait: str
+    description: str
+    score: float
+
+
 class FinancialPersonalityResponse(BaseModel):
     segment: SegmentSummary | None = Field(
         description="The user's segment; null when none is stored and the model is unavailable"
@@ -100,6 +133,16 @@ class FinancialPersonalityResponse(BaseModel):
     traits: PersonalityTraits
     dominant_trait: TraitName = Field(description="The trait with the highest score")
     fallback: bool = Field(description="True when the segmentation model was unavailable")
+    user_id: str = Field(description="The user's id (the original API's string form)")
+    segment_info: SegmentInfo | None = Field(description="The segment, the original API's form")
+    personality_traits: list[PersonalityTrait] = Field(
+        description="Named traits (the original API's form)"
+    )
+    financial_metrics: dict[str, float] = Field(
+        description="Volatility, impulse buying, category diversity, savings rate, stress"
+    )
+    behavioral_summary: BehaviorAggregate
+    generated_at: str = Field(description="When the profile was computed (ISO 8601)")
 
 
 # --- peer comparison --------------------------------------------------------------------------
@@ -109,8 +152,26 @@ class PeerMetric(BaseModel):
     peers_average: float = Field(description="Average over the segment's other users")
 
 
+class PeerComparison(BaseModel):
+    user_metrics: dict[str, float]
+    peer_averages: dict[str, float]
+    comparison_scores: dict[str, float] = Field(
+        description="Share of peers below the user (0.5: not measured)"
+    )
+    peer_count: int
+
+
 class PeerComparisonResponse(BaseModel):
+    """The user beside similar users. With too few of them, ``message`` says so and
+    ``comparison`` is null (the original API's answer for no peer data)."""
+
+    message: str | None = Field(
+        default=None, description="Why there is no comparison (too few comparable users)"
+    )
     peers: int = Field(description="Number of other users in the segment averaged (at least 5)")
     metrics: list[PeerMetric] = Field(
         description="The user beside the peer average, one entry per compared feature"
     )
+    segment_info: SegmentInfo | None = Field(description="The segment, the original API's form")
+    comparison: PeerComparison | None = Field(description="Null without enough peers")
+    insights: list[str] = Field(description="Plain-language comparison")

@@ -41,3 +41,9 @@ class TransactionResponse(ResponseModel):
     description: str | None
     occurred_at: datetime
     created_at: datetime
+    transaction_type: Literal["debit", "credit"] = Field(
+        description="credit: money in (kind income); debit: money out"
+    )
+    balance_after: float = Field(description="The wallet's balance right after it")
+    location_city: str | None
+    location_country: str

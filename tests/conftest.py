@@ -78,16 +78,17 @@ async def _create_pg_database() -> tuple[str, Callable[[], Awaitable[None]]]:
 
 
 async def migrated_database(
-    backend: str, tmp_path_factory: pytest.TempPathFactory
+    backend: str, tmp_path_factory: pytest.TempPathFactory, revision: str = "head"
 ) -> AsyncIterator[str]:
-    """A new, migrated database of `backend` ("sqlite" or "postgresql"), dropped afterwards."""
+    """A new database of `backend` ("sqlite" or "postgresql") migrated to ``revision``,
+    dropped afterwards."""
     drop: Callable[[], Awaitable[None]] | None = None
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     else:
         url, drop = await _create_pg_database()
     # Alembic's env runs its own event loop, so it goes to a thread.
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, revision)
     yield url
     if drop is not None:
         await drop()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from fincoach.cache.base import PredictionCache, key_prefix, make_key
 from fincoach.observability import metrics
@@ -42,6 +42,16 @@ def flat_versions(deployments: dict[str, Any]) -> dict[str, str]:
                 if isinstance(slot, dict) and slot.get("version"):
                     flat[name] = str(slot["version"])
     return flat
+
+
+def _valid(model: type[M], data: dict[str, Any]) -> M | None:
+    """The cached answer, or None when it no longer fits the answer's schema (stored by an
+    older version of the code): a miss, recomputed and stored again."""
+    try:
+        return model.model_validate({**data, "cached": True})
+    except ValidationError:
+        logger.info("cached %s does not fit its schema any more: recomputing", model.__name__)
+        return None
 
 
 class CachedPredictions:
@@ -93,9 +103,10 @@ class CachedPredictions:
             except Exception as exc:  # noqa: BLE001 - a broken cache is a miss
                 logger.warning("cache read failed (%s): computing", exc)
                 hit = None
-            if hit is not None:
+            answer = _valid(model, hit.data) if hit is not None else None
+            if answer is not None:
                 metrics.count_cache(prediction_type, hit=True)
-                return model.model_validate({**hit.data, "cached": True})
+                return answer
         metrics.count_cache(prediction_type, hit=False)
         answer = await compute()
         if not getattr(answer, "fallback", False):

@@ -39,6 +39,7 @@ from fincoach.features.vocab import (
     PREDICTION_TYPES,
     RISK_TOLERANCES,
     TRANSACTION_KINDS,
+    TRANSACTION_TYPES,
 )
 from schemas.limits import MAX_AMOUNT
 
@@ -101,12 +102,21 @@ class TimestampMixin:
 
 class User(TimestampMixin, Base):
     __tablename__ = "users"
+    # SQLite would otherwise give a deleted user's id to the next account.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     hashed_password: Mapped[str] = mapped_column(String(255))
-    full_name: Mapped[str | None] = mapped_column(String(200))
+    first_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+
+    @property
+    def full_name(self) -> str | None:
+        """First and last name together (None when neither is known)."""
+        return " ".join(n for n in (self.first_name, self.last_name) if n) or None
 
     profile: Mapped[UserProfile | None] = relationship(
         back_populates="user", uselist=False, lazy="raise", cascade="all, delete-orphan"
@@ -134,11 +144,34 @@ class UserProfile(TimestampMixin, Base):
         String(10), default="medium", server_default="medium"
     )
     monthly_budget: Mapped[float | None] = mapped_column(Money)
+    savings_goal: Mapped[float] = mapped_column(Money, default=0, server_default="0")
+    financial_goals: Mapped[list[str] | None] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
     )
 
     user: Mapped[User] = relationship(back_populates="profile", lazy="raise")
+
+
+class Wallet(TimestampMixin, Base):
+    """The user's balance: the opening balance plus every transaction (credits in, debits
+    out), kept in the same transaction as each write."""
+
+    __tablename__ = "wallets"
+    __table_args__ = (
+        CheckConstraint(
+            f"balance > -{MAX_AMOUNT} AND balance < {MAX_AMOUNT}", name="balance_range"
+        ),
+        CheckConstraint("length(currency) = 3", name="currency_iso"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    balance: Mapped[float] = mapped_column(Money, default=0, server_default="0")
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
 
 
 class Goal(TimestampMixin, Base):
@@ -167,16 +200,29 @@ class Transaction(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint(_finite_money("amount", positive=True), name="amount_range"),
         CheckConstraint(_in("kind", TRANSACTION_KINDS), name="kind_known"),
+        CheckConstraint(_in("transaction_type", TRANSACTION_TYPES), name="type_known"),
+        CheckConstraint(
+            f"balance_after > -{MAX_AMOUNT} AND balance_after < {MAX_AMOUNT}",
+            name="balance_after_range",
+        ),
         Index("ix_transactions_user_id_occurred_at", "user_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Positive; the direction is transaction_type: credit (money in) or debit (money out).
     amount: Mapped[float] = mapped_column(Money)
+    transaction_type: Mapped[str] = mapped_column(
+        String(6), default="debit", server_default="debit"
+    )
     category: Mapped[str] = mapped_column(String(40))
     merchant: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(String(500))
+    location_city: Mapped[str | None] = mapped_column(String(100))
+    location_country: Mapped[str] = mapped_column(String(100), default="US", server_default="US")
     kind: Mapped[str] = mapped_column(String(10), default="expense", server_default="expense")
+    # The wallet's balance right after this transaction, in (occurred_at, id) order.
+    balance_after: Mapped[float] = mapped_column(Money, default=0, server_default="0")
     occurred_at: Mapped[datetime]
 
 

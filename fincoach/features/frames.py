@@ -18,6 +18,7 @@ from fincoach.features.vocab import CATEGORY_INDEX, EVENT_TYPES
 CATEGORY_CODES = CATEGORY_INDEX
 EVENT_CODES = {e: i for i, e in enumerate(EVENT_TYPES)}
 OTHER = CATEGORY_CODES["other"]
+INCOME = CATEGORY_CODES["income"]
 
 
 def to_datetime64(value: datetime | date) -> np.datetime64:

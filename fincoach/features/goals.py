@@ -86,7 +86,7 @@ def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """log(num / den) clipped to +-LOG_COVERAGE_CLIP; den = 0 (nothing left to save) is the top."""
     out = np.full(num.shape, LOG_COVERAGE_CLIP)
     both = (den > 0) & (num > 0)
-    out[both] = np.log(num[both] / den[both])
+    out[both] = np.log(num[both]) - np.log(den[both])  # no overflow for a tiny den
     out[(den > 0) & (num <= 0)] = -LOG_COVERAGE_CLIP
     return np.clip(out, -LOG_COVERAGE_CLIP, LOG_COVERAGE_CLIP)
 

@@ -30,6 +30,8 @@ SPENDING_CATEGORIES: Final = tuple(c for c in CATEGORIES if c not in ("savings",
 DISCRETIONARY_CATEGORIES: Final = ("dine_out", "entertainment", "shopping")
 
 TRANSACTION_KINDS: Final = ("expense", "income", "transfer")
+# The original FinCoach API's direction of a transaction: credit adds to the wallet, debit takes.
+TRANSACTION_TYPES: Final = ("debit", "credit")
 GOAL_STATUSES: Final = ("active", "achieved", "abandoned")
 RISK_TOLERANCES: Final = ("low", "medium", "high")
 

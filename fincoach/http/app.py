@@ -22,14 +22,19 @@ from fincoach.http.problems import (
 )
 from fincoach.http.routes import (
     auth,
+    behavior,
     coaching,
     events,
     financial,
     goals,
     jobs,
+    models_info,
     ops,
+    predictions,
+    segments,
     transactions,
     users,
+    wallet,
 )
 from fincoach.jobs.scheduler import JobScheduler
 from fincoach.observability.logs import configure_logging
@@ -79,16 +84,19 @@ def create_app(
         dependencies=[Depends(track_endpoint)],
     )
     install_problem_handlers(app)
-    for module in (ops, jobs, auth, users, goals, transactions, coaching, financial, events):
+    for module in (ops, jobs, auth, users, goals, transactions, coaching, segments, predictions):
         app.include_router(module.router)
+    for module in (behavior, models_info, wallet, financial, events):
+        app.include_router(module.router)
+    app.include_router(auth.account_router)
 
     cfg = settings or get_settings()
-    if cfg.cors_origins:
+    if cfg.allowed_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=cfg.cors_origins,
+            allow_origins=cfg.allowed_origins,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Session-ID"],
         )
     app.add_middleware(EventTrackingMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=cfg.max_body_bytes)

@@ -78,10 +78,10 @@ async def get_current_user(
 ) -> User:
     if not token:
         raise NotAuthenticated()
-    user_id = decode_access_token(token, settings)
+    claims = decode_access_token(token, settings)
     # Limited once the token is verified, before the database is asked about the user.
-    enforce_user_limit(request, user_id)
-    user = await accounts.active_user(session, user_id)
+    enforce_user_limit(request, claims.user_id)
+    user = await accounts.active_user(session, claims)
     if user is None:
         raise InvalidToken("Token does not belong to an active user")
     request.state.user_id = user.id  # for the tracking middleware

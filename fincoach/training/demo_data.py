@@ -17,8 +17,8 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fincoach.db.tables import BehavioralEvent, Goal, Transaction, User, UserProfile
-from fincoach.features.vocab import CATEGORIES, EVENT_TYPES
+from fincoach.db.tables import BehavioralEvent, Goal, Transaction, User, UserProfile, Wallet
+from fincoach.features.vocab import CATEGORIES, CATEGORY_INDEX, EVENT_TYPES
 from fincoach.training.simulator import Population
 
 DEMO_DOMAIN = "demo.fincoach.example"
@@ -42,7 +42,7 @@ class LoadReport:
 
     @property
     def rows(self) -> int:
-        return self.users * 2 + self.goals + self.transactions + self.events
+        return self.users * 3 + self.goals + self.transactions + self.events
 
 
 async def count_demo_users(engine: AsyncEngine) -> int:
@@ -91,6 +91,34 @@ def _event_rows(population: Population, user_ids: list[int]) -> list[dict[str, A
     ]
 
 
+def running_balances(
+    users: np.ndarray,
+    occurred_at: np.ndarray,
+    amounts: np.ndarray,
+    credit: np.ndarray,
+    opening: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(balance after each row, final balance per user): each user's opening balance plus their
+    signed amounts in (occurred_at, row) order, as the wallet keeps them."""
+    n = len(users)
+    order = np.lexsort((np.arange(n), occurred_at, users))
+    signed = np.where(credit, amounts, -amounts)[order]
+    sorted_users = users[order]
+    cumulative = np.cumsum(signed)
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_users)) + 1] if n else np.array([], int)
+    base = np.zeros(n)
+    if n:
+        before_start = np.r_[0.0, cumulative][starts]
+        base = np.repeat(before_start, np.diff(np.r_[starts, n]))
+    after = np.empty(n)
+    after[order] = np.round(opening[sorted_users] + cumulative - base, 2)
+    final = opening.astype(float).copy()
+    if n:
+        last = np.r_[starts[1:] - 1, n - 1]
+        final[sorted_users[last]] = after[order][last]
+    return after, np.round(final, 2)
+
+
 async def load_population(
     engine: AsyncEngine,
     population: Population,
@@ -109,7 +137,8 @@ async def load_population(
                 {
                     "email": demo_email(u.index),
                     "hashed_password": hashed_password,
-                    "full_name": u.full_name,
+                    "first_name": u.full_name.split(" ", 1)[0],
+                    "last_name": u.full_name.split(" ", 1)[1] if " " in u.full_name else "",
                 }
                 for u in population.users
             ],
@@ -153,6 +182,9 @@ async def load_population(
         occurred = txs.occurred_at.astype("datetime64[us]").astype(datetime)
         categories = np.asarray(CATEGORIES, dtype=object)[txs.category]
         amounts = txs.amount.tolist()
+        credit = txs.category == CATEGORY_INDEX["income"]
+        opening = np.array([u.opening_balance for u in population.users])
+        after, final = running_balances(txs.user, txs.occurred_at, txs.amount, credit, opening)
         for start in range(0, len(txs), CHUNK):
             stop = min(start + CHUNK, len(txs))
             await conn.execute(
@@ -161,9 +193,12 @@ async def load_population(
                     {
                         "user_id": int(ids[i]),
                         "amount": amounts[i],
+                        "transaction_type": "credit" if credit[i] else "debit",
                         "category": categories[i],
                         "merchant": txs.merchant[i],
+                        "description": txs.merchant[i],
                         "kind": txs.kind[i],
+                        "balance_after": float(after[i]),
                         "occurred_at": occurred[i].replace(tzinfo=UTC),
                     }
                     for i in range(start, stop)
@@ -171,6 +206,14 @@ async def load_population(
             )
             tick(stop - start)
 
+        await conn.execute(
+            insert(Wallet),
+            [
+                {"user_id": uid, "balance": float(final[position])}
+                for position, uid in enumerate(user_ids)
+            ],
+        )
+        tick(len(user_ids))
         events = _event_rows(population, user_ids)
         for chunk in _chunks(events):
             await conn.execute(insert(BehavioralEvent), chunk)
@@ -186,4 +229,4 @@ async def load_population(
 
 def total_rows(population: Population) -> int:
     """Rows `load_population` will write before events (for a progress bar's total)."""
-    return 2 * len(population.users) + len(population.goals) + len(population.transactions)
+    return 3 * len(population.users) + len(population.goals) + len(population.transactions)

@@ -1,8 +1,10 @@
-"""Accounts: registration, password login, the profile."""
+"""Accounts: registration, password login, tokens, the profile, and deleting an account with
+everything it owns."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -10,21 +12,42 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fincoach.config import Settings
 from fincoach.db.queries import users as q
 from fincoach.db.tables import User, UserProfile
-from fincoach.usecases.passwords import dummy_hash, hash_password, verify_password
+from fincoach.features.vocab import PREDICTION_TYPES
+from fincoach.usecases.context import Context
+from fincoach.usecases.passwords import (
+    TokenClaims,
+    create_access_token,
+    dummy_hash,
+    hash_password,
+    verify_password,
+)
 
 # The most users one background run looks at.
 MAX_ACTIVE = 2000
+# Token issue times are whole seconds, and replicas' clocks differ a little.
+TOKEN_CLOCK_SLACK_S = 30.0
+# A new account's wallet starts here, as in the original FinCoach app.
+OPENING_BALANCE = 1000.0
 
 
 async def register(
-    session: AsyncSession, settings: Settings, *, email: str, password: str, full_name: str | None
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    names: tuple[str, str],
+    date_of_birth: date | None = None,
 ) -> User:
-    """A new user with an empty profile, committed; a taken e-mail is a Conflict."""
+    """A new user with a profile and a wallet of OPENING_BALANCE, committed; a taken e-mail is
+    EmailTaken."""
     user = await q.create_user(
         session,
         email=email,
         hashed_password=hash_password(password, settings),
-        full_name=full_name,
+        names=names,
+        date_of_birth=date_of_birth,
+        opening_balance=OPENING_BALANCE,
     )
     await session.commit()
     return user
@@ -43,10 +66,32 @@ async def authenticate(
     return user
 
 
-async def active_user(session: AsyncSession, user_id: int) -> User | None:
-    """The user a verified token names, if it still exists and is active."""
-    user = await q.get_user(session, user_id)
-    return user if user is not None and user.is_active else None
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int  # seconds
+    user: User
+
+
+def token_for(user: User, settings: Settings) -> IssuedToken:
+    """A bearer token for the user: the token, its lifetime, and the user it names."""
+    return IssuedToken(
+        access_token=create_access_token(user.id, settings),
+        expires_in=settings.token_ttl_minutes * 60,
+        user=user,
+    )
+
+
+async def active_user(session: AsyncSession, claims: TokenClaims) -> User | None:
+    """The user a verified token names, if it is active and the token was issued to it: a token
+    older than the account (issued to a deleted account whose id a database reused) names
+    nobody."""
+    user = await q.get_user(session, claims.user_id)
+    if user is None or not user.is_active:
+        return None
+    if claims.issued_at < user.created_at.timestamp() - TOKEN_CLOCK_SLACK_S:
+        return None
+    return user
 
 
 async def profile(session: AsyncSession, user_id: int) -> UserProfile:
@@ -62,6 +107,14 @@ async def update_profile(
     row = await q.update_profile(session, user_id, changes)
     await session.commit()
     return row
+
+
+async def delete_account(ctx: Context, session: AsyncSession, user_id: int) -> None:
+    """Delete the user and everything they own, in one transaction, then their cached
+    predictions (a Redis cache keeps them apart from the database)."""
+    await q.delete_user(session, user_id)
+    await session.commit()
+    await ctx.predictions.invalidate(user_id, PREDICTION_TYPES)
 
 
 async def recently_active(

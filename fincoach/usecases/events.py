@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fincoach.db.queries.events import load_event_window
+from fincoach.db.queries.events import events_since, load_event_window
 from fincoach.db.queries.features import load_snapshot
+from fincoach.db.queries.segments import get_segment
 from fincoach.tracking.analysis import (
     behavior_summary,
     detect_behavior_change,
@@ -24,6 +26,15 @@ from fincoach.usecases.context import Context
 from fincoach.usecases.segments import behavior_dict
 from schemas.behavior import BehavioralInsightsResponse, EventSummaryResponse
 from schemas.events import EventRequest
+from schemas.original import BehaviorAggregate
+
+# The original FinCoach engagement weights (0-1: the weighted share of valuable events).
+ENGAGEMENT_WEIGHTS = {
+    "page_view": 1.0,
+    "recommendation_interaction": 3.0,
+    "purchase": 5.0,
+    "goal_modification": 4.0,
+}
 
 SUMMARY_DAYS = 30
 
@@ -59,6 +70,99 @@ async def record(
     pairs = [event_row(user_id, e, session_id) for e in events]
     stored = await ctx.events.submit([row for _, row in pairs])
     return [(client_id, s) for (client_id, _), s in zip(pairs, stored, strict=True)]
+
+
+async def record_interaction(
+    ctx: Context,
+    user_id: int,
+    event_type: str,
+    data: dict[str, Any],
+    session_id: str | None,
+) -> None:
+    """An interaction the original API tracks (a transaction viewed, a recommendation's legacy
+    feedback) as a behavioral event, committed before the answer."""
+    event = EventRequest.model_validate({"event_type": event_type, "event_data": data})
+    await record(ctx, user_id, [event], session_id)
+
+
+def _interaction(data: dict[str, Any]) -> str:
+    return str(data.get("interaction_type") or data.get("interaction") or "unknown")[:60]
+
+
+def _aggregate(
+    user_id: int, days: int, found: list[tuple[datetime, str, dict[str, Any]]]
+) -> BehaviorAggregate:
+    counts = Counter(t for _, t, _ in found)
+    patterns: dict[str, Counter[str]] = {}
+    for _, event_type, data in found:
+        patterns.setdefault(event_type, Counter())[_interaction(data)] += 1
+    total = sum(counts.values())
+    weighted = sum(n * ENGAGEMENT_WEIGHTS.get(t, 1.0) for t, n in counts.items())
+    top = max(ENGAGEMENT_WEIGHTS.values())
+    return BehaviorAggregate(
+        user_id=str(user_id),
+        period_days=days,
+        total_events=total,
+        event_counts=dict(counts),
+        interaction_patterns={t: dict(c) for t, c in patterns.items()},
+        behavior_diversity=len(counts),
+        engagement_score=round(min(1.0, weighted / (total * top)), 3) if total else 0.0,
+        generated_at=datetime.now(UTC).isoformat(),
+    )
+
+
+async def aggregate(
+    session: AsyncSession, user_id: int, days: int, event_type: str | None = None
+) -> BehaviorAggregate:
+    """The original API's behavior aggregate: events of the last ``days`` days (of one type if
+    given) by type and by interaction, their diversity and a 0-1 engagement score."""
+    found = await events_since(session, user_id, datetime.now(UTC) - timedelta(days=days))
+    if event_type is not None:
+        found = [e for e in found if e[1] == event_type]
+    return _aggregate(user_id, days, found)
+
+
+CHANGE_RECENT_DAYS = 7
+CHANGE_BASELINE_DAYS = 23
+
+
+async def behavior_changes(session: AsyncSession, user_id: int) -> list[dict[str, Any]]:
+    """Event types whose count of the last 7 days is over twice or under half their weekly rate
+    of the 23 days before, and interaction kinds that are new this week."""
+    now = datetime.now(UTC)
+    split = now - timedelta(days=CHANGE_RECENT_DAYS)
+    found = await events_since(session, user_id, split - timedelta(days=CHANGE_BASELINE_DAYS))
+    recent = [e for e in found if e[0] >= split]
+    before = [e for e in found if e[0] < split]
+    recent_counts, before_counts = (
+        Counter(t for _, t, _ in recent),
+        Counter(t for _, t, _ in before),
+    )
+    changes: list[dict[str, Any]] = []
+    for event_type in sorted(before_counts):
+        weekly = before_counts[event_type] / (CHANGE_BASELINE_DAYS / CHANGE_RECENT_DAYS)
+        ratio = recent_counts.get(event_type, 0) / weekly
+        if ratio > 2.0 or ratio < 0.5:
+            up = ratio > 2.0
+            changes.append(
+                {
+                    "type": "increased_activity" if up else "decreased_activity",
+                    "event_type": event_type,
+                    "change_ratio": round(ratio, 3),
+                    "description": f"Significant {'increase' if up else 'decrease'} in "
+                    f"{event_type} activity",
+                }
+            )
+    seen = {(t, _interaction(d)) for _, t, d in before}
+    for pattern in sorted({(t, _interaction(d)) for _, t, d in recent} - seen):
+        changes.append(
+            {
+                "type": "new_behavior_pattern",
+                "pattern": f"{pattern[0]}:{pattern[1]}",
+                "description": f"New behavior pattern detected: {pattern[0]} {pattern[1]}",
+            }
+        )
+    return changes
 
 
 def page_view_row(
@@ -119,8 +223,21 @@ async def behavioral_insights(session: AsyncSession, user_id: int) -> Behavioral
     plain-language insights."""
     activity = await summary(session, user_id)
     behavior = behavior_dict(await load_snapshot(session, user_id))
+    segment = await get_segment(session, user_id)
     return BehavioralInsightsResponse(
         activity=activity,
         spending_behavior={k: round(v, 4) for k, v in behavior.items()},
         insights=_insights(activity, behavior),
+        user_id=str(user_id),
+        behavior_data=await aggregate(session, user_id, SUMMARY_DAYS),
+        behavior_changes=await behavior_changes(session, user_id),
+        segment_info=None
+        if segment is None
+        else {
+            "segment_id": segment.segment_id,
+            "segment_name": segment.segment_name,
+            "confidence": segment.confidence,
+            "updated_at": segment.updated_at.isoformat(),
+        },
+        summary_generated_at=datetime.now(UTC).isoformat(),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -14,6 +15,7 @@ from fincoach.config import Settings
 from fincoach.errors import InvalidToken
 
 ALGORITHM = "HS256"
+CLOCK_LEEWAY_S = 30
 
 
 @lru_cache(maxsize=8)
@@ -59,8 +61,15 @@ def create_access_token(user_id: int, settings: Settings, *, now: datetime | Non
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
 
 
-def decode_access_token(token: str, settings: Settings) -> int:
-    """The user id in a valid token; anything else (alg none, wrong key, expired) is refused."""
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    issued_at: int  # Unix seconds
+
+
+def decode_access_token(token: str, settings: Settings) -> TokenClaims:
+    """The user id and issue time of a valid token; anything else (alg none, wrong key,
+    expired) is refused."""
     try:
         claims = jwt.decode(
             token,
@@ -69,12 +78,15 @@ def decode_access_token(token: str, settings: Settings) -> int:
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            # Replicas on other machines disagree on the time by a little: a token issued by
+            # one a second "in the future" of another is still valid there.
+            leeway=CLOCK_LEEWAY_S,
         )
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("Token has expired") from exc
     except jwt.PyJWTError as exc:
         raise InvalidToken("Token is invalid") from exc
     try:
-        return int(claims["sub"])
+        return TokenClaims(user_id=int(claims["sub"]), issued_at=int(claims["iat"]))
     except (TypeError, ValueError) as exc:
         raise InvalidToken("Token subject is invalid") from exc

@@ -21,7 +21,8 @@ from fincoach.observability import metrics
 from fincoach.usecases.clients import ModelCallFailed
 from fincoach.usecases.context import Context
 from models.names import FORECAST, GOAL_PROBABILITY, SEGMENTATION
-from schemas.coaching import (
+from schemas.original import GoalAchievementProbability
+from schemas.predictions import (
     BalanceWeek,
     CategoryForecast,
     FinancialForecastResponse,
@@ -92,7 +93,18 @@ async def _spending(
     quantiles, version, fallback = await forecast_or_fallback(
         ctx, spend_history(snapshot), segment.segment_id if segment else None, weeks, now
     )
+    first = quantiles[0]
     return SpendingPredictionResponse(
+        user_id=str(user_id),
+        prediction_date=now,
+        total_predicted=round(float(first[:, 1].sum()), 2),
+        category_predictions={
+            c: round(float(q[1]), 2) for c, q in zip(SPENDING_CATEGORIES, first, strict=True)
+        },
+        confidence_intervals={
+            c: [round(float(q[0]), 2), round(float(q[2]), 2)]
+            for c, q in zip(SPENDING_CATEGORIES, first, strict=True)
+        },
         weeks=[
             WeekForecast(
                 week_start=now + timedelta(weeks=w),
@@ -164,32 +176,76 @@ async def _goal_probability(
 
 
 async def financial_forecast(
-    ctx: Context, session: AsyncSession, user_id: int
+    ctx: Context, session: AsyncSession, user_id: int, days: int = 30
 ) -> FinancialForecastResponse:
-    """The balance projected 4 weeks ahead from the spending forecast and recent income."""
+    """The balance projected 4 weeks ahead from the (cached) spending forecast and recent
+    income, and ``days`` ahead at the first week's pace (the original API's projection)."""
     snapshot = await load_snapshot(session, user_id)
     balance = current = float(enhanced_state(snapshot)[0])
     weekly = weekly_matrix(snapshot, 4)
     income = float(weekly[:, INCOME].mean())
     savings = float(weekly[:, SAVINGS].mean())
-    quantiles, _, fallback = await forecast_or_fallback(
-        ctx, spend_history(snapshot), None, 4, datetime.now(UTC)
-    )
+    prediction = await spending(ctx, session, user_id, 4)
     weeks = []
-    for w in range(4):
-        spend = quantiles[w].sum(axis=0)  # p10, p50, p90 totals
-        balance += income - savings - float(spend[1])
+    for w, week in enumerate(prediction.weeks):
+        p50 = week.total_p50
+        p90 = sum(c.p90 for c in week.categories)
+        balance += income - savings - p50
         weeks.append(
             BalanceWeek(
                 week=w + 1,
-                spending_p50=round(float(spend[1]), 2),
-                spending_p90=round(float(spend[2]), 2),
+                spending_p50=round(p50, 2),
+                spending_p90=round(p90, 2),
                 balance_p50=round(balance, 2),
             )
         )
+    weekly_net = income - prediction.total_predicted
     return FinancialForecastResponse(
         current_balance=round(current, 2),
         weekly_income=round(income, 2),
         weeks=weeks,
-        fallback=fallback,
+        fallback=prediction.fallback,
+        projected_balance=round(current + weekly_net * days / 7, 2),
+        projection_days=days,
+        weekly_predicted_spending=prediction.total_predicted,
+        weekly_net=round(weekly_net, 2),
+        spending_prediction=prediction,
+        generated_at=prediction.generated_at,
+    )
+
+
+async def adhoc_goal_probability(
+    ctx: Context, session: AsyncSession, user_id: int, goal_amount: float, timeline_days: int
+) -> GoalAchievementProbability:
+    """The probability of saving ``goal_amount`` within ``timeline_days`` from now, for a goal
+    not stored (the original API's ``POST /coaching/goal-probability``)."""
+    snapshot = await load_snapshot(session, user_id)
+    weekly = active_weeks(snapshot)
+    inputs: dict[str, Any] = {
+        "target_amount": goal_amount,
+        "current_amount": 0.0,
+        "weeks_left": timeline_days / 7.0,
+        "weeks_elapsed": 0.0,
+        "weekly_savings": weekly[:, SAVINGS],
+        "weekly_income": weekly[:, INCOME],
+        "n_goals": 1 + sum(1 for g in snapshot.goals if g.status == "active"),
+        "monthly_income": snapshot.profile.monthly_income or None,
+    }
+    try:
+        result = await ctx.models.goal(goal_features(**inputs), inputs)
+    except ModelCallFailed:
+        metrics.count_fallback(GOAL_PROBABILITY)
+        result = {"probability": None, "risk_factors": []}
+    needed = result.get("weekly_saving_for_75")
+    suggestions = [str(r.get("message")) for r in result["risk_factors"] if r.get("message")]
+    if needed is not None:
+        suggestions.append(f"Save {needed:,.2f} a week to reach a 75% chance")
+    return GoalAchievementProbability(
+        goal_id=f"{goal_amount:g}-{timeline_days}d",
+        probability=result["probability"],
+        expected_completion_date=None,
+        risk_factors=[{k: str(v) for k, v in r.items()} for r in result["risk_factors"]],
+        improvement_suggestions=suggestions,
+        fallback="model_version" not in result,
+        model_version=result.get("model_version"),
     )

@@ -5,7 +5,8 @@ the bandit's statistics. When the CQL model fails the rule-based coach answers (
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,22 +14,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actors.bandit_book import segment_key
 from fincoach.db.queries import recommendations as q
 from fincoach.db.queries.features import load_snapshot
-from fincoach.db.tables import RecommendationHistory
-from fincoach.features.state import enhanced_state, legacy_state
-from fincoach.features.vocab import ACTIONS, SEGMENT_NAMES, STRATEGIES
+from fincoach.db.tables import RecommendationFeedback, RecommendationHistory
+from fincoach.features.state import ENHANCED_FEATURE_NAMES, enhanced_state, legacy_state
+from fincoach.features.vocab import ACTIONS, LEGACY_ACTION_COUNT, SEGMENT_NAMES, STRATEGIES
 from fincoach.observability import metrics
-from fincoach.usecases import segments
+from fincoach.usecases import financial_state, segments
 from fincoach.usecases.clients import ModelCallFailed
 from fincoach.usecases.context import Context
 from fincoach.usecases.texts import action_text
 from models.names import BANDIT, CQL_ENHANCED, CQL_LEGACY, SEGMENTATION
-from models.rules import rule_based_action
+from models.rules import legacy_rule_action, rule_based_action
 from schemas.coaching import (
     EnhancedRecommendationResponse,
+    FeedbackStatus,
     HistoryItem,
+    HistoryResponse,
     RecommendationResponse,
     StrategiesResponse,
 )
+from schemas.original import RecommendationStrategy
 
 DEFAULT_STRATEGY = "cql_greedy"
 SOFTMAX_TEMPERATURE = 0.5
@@ -72,29 +76,45 @@ async def _record(
     return row
 
 
-def _fields(row: RecommendationHistory) -> dict[str, Any]:
-    """The legacy response fields, all read back from the recorded history row."""
+def _fields(row: RecommendationHistory, state: np.ndarray) -> dict[str, Any]:
+    """The response fields (the original ``AIRecommendation``'s and ours), read back from the
+    recorded history row."""
     return {
         "id": row.id,
         "action_id": row.action_id,
+        "action_type": row.action_name,
         "action": row.action_name,
         "recommendation": row.recommendation_text,
+        "recommendation_text": row.recommendation_text,
         "confidence": row.confidence,
+        "confidence_score": row.confidence,
+        "state_summary": financial_state.from_state(state).model_dump(),
         "model_version": row.model_version,
         "fallback": row.fallback,
         "created_at": row.created_at,
+        "generated_at": row.created_at,
     }
 
 
+def legacy_choice(q_values: np.ndarray) -> tuple[int, float]:
+    """The best of the legacy actions (ids 0-4) and its probability under a softmax over them:
+    the original API's confidence scale (0-1), whatever else the network was trained on."""
+    legacy_q = q_values[:LEGACY_ACTION_COUNT]
+    probs = softmax(legacy_q)
+    action = int(probs.argmax())
+    return action, float(probs[action])
+
+
 async def legacy(ctx: Context, session: AsyncSession, user_id: int) -> RecommendationResponse:
-    """The legacy recommendation: CQL over the 17-dim state, rule-based coach as fallback."""
+    """The legacy recommendation: CQL over the 17-dim state among the 5 legacy actions, the
+    rule-based coach (with the original's fixed confidences) as fallback."""
     state = legacy_state(await load_snapshot(session, user_id))
     try:
         q_values, version = await ctx.models.q_values(state, "legacy")
-        action, confidence, fallback = int(q_values.argmax()), float(softmax(q_values).max()), False
+        (action, confidence), fallback = legacy_choice(q_values), False
     except ModelCallFailed:
         metrics.count_fallback(CQL_LEGACY)
-        action, confidence, fallback, version = rule_based_action(state), 0.5, True, "rules"
+        (action, confidence), fallback, version = legacy_rule_action(state), True, "rules"
     row = await _record(
         session,
         user_id,
@@ -106,7 +126,7 @@ async def legacy(ctx: Context, session: AsyncSession, user_id: int) -> Recommend
         confidence=confidence,
         fallback=fallback,
     )
-    return RecommendationResponse(**_fields(row))
+    return RecommendationResponse(**_fields(row, state))
 
 
 async def _segment_popular(session: AsyncSession, segment_id: int | None) -> int | None:
@@ -188,7 +208,11 @@ async def _enhanced(
         fallback=q_result is None,
     )
     return EnhancedRecommendationResponse(
-        **_fields(row),
+        **_fields(row, state),
+        segment_context=None if segment is None else segments.segment_info(segment),
+        strategy_used=await _strategy_used(ctx, strategy, segment_id),
+        behavioral_triggers=_triggers(state),
+        personalization_score=None if q_result is None else round(confidence, 4),
         strategy=strategy,
         strategy_source=source,
         segment_id=segment_id,
@@ -197,33 +221,80 @@ async def _enhanced(
     )
 
 
+async def _strategy_used(
+    ctx: Context, strategy: str, segment_id: int | None
+) -> RecommendationStrategy:
+    """The bandit's arm that chose (its statistics in this segment, when the bandit answers)."""
+    stats = await ctx.models.bandit_stats()
+    arm: dict[str, float] = {}
+    if stats is not None:
+        arm = stats.get("contexts", {}).get(segment_key(segment_id), {}).get(strategy, {})
+    return RecommendationStrategy(
+        strategy_id=STRATEGIES.index(strategy) if strategy in STRATEGIES else -1,
+        strategy_name=strategy,
+        parameters={},
+        performance_metrics={
+            k: float(v) for k, v in arm.items() if isinstance(v, int | float) and k != "pulls"
+        },
+        selection_count=int(arm.get("pulls", 0)),
+        last_updated=datetime.now(UTC),
+    )
+
+
+_TRIGGERS = {
+    "impulse_buying_score": 0.5,
+    "financial_stress_indicator": 0.3,
+    "debt_indicator": 0.3,
+}
+
+
+def _triggers(state: np.ndarray) -> list[str]:
+    """The behavioral features of the enhanced state past their alert level."""
+    named = dict(zip(ENHANCED_FEATURE_NAMES, state.tolist(), strict=False))
+    out = [name for name, level in _TRIGGERS.items() if named.get(name, 0.0) > level]
+    if named.get("spending_velocity", 1.0) > 1.2:
+        out.append("spending_velocity")
+    return out
+
+
 async def history(
     session: AsyncSession, user_id: int, *, limit: int, offset: int
-) -> list[HistoryItem]:
-    """The user's recommendations, newest first, with their feedback."""
-    return [
-        HistoryItem(
-            id=r.id,
-            action_id=r.action_id,
-            action=r.action_name,
-            recommendation=r.recommendation_text,
-            strategy=r.strategy,
-            segment_id=r.segment_id,
-            model_version=r.model_version,
-            confidence=r.confidence,
-            fallback=r.fallback,
-            created_at=r.created_at,
-            feedback=None
-            if f is None
-            else {
-                "helpful": f.helpful,
-                "feedback_type": f.feedback_type,
-                "reward": f.reward,
-                "created_at": f.created_at.isoformat(),
-            },
-        )
-        for r, f in await q.history(session, user_id, limit=limit, offset=offset)
-    ]
+) -> HistoryResponse:
+    """A page of the user's recommendations, newest first, with their feedback."""
+    found = await q.history(session, user_id, limit=limit, offset=offset)
+    return HistoryResponse(
+        recommendations=[_history_item(r, f) for r, f in found],
+        total=await q.count_recommendations(session, user_id),
+        page=offset // limit + 1,
+        limit=limit,
+    )
+
+
+def _history_item(r: RecommendationHistory, f: RecommendationFeedback | None) -> HistoryItem:
+    return HistoryItem(
+        id=str(r.id),
+        recommendation_text=r.recommendation_text,
+        action_type=r.action_name,
+        confidence_score=r.confidence,
+        created_at=r.created_at.isoformat(),
+        feedback_status=cast(FeedbackStatus, "pending" if f is None else f.feedback_type),
+        action_id=r.action_id,
+        action=r.action_name,
+        recommendation=r.recommendation_text,
+        strategy=r.strategy,
+        segment_id=r.segment_id,
+        model_version=r.model_version,
+        confidence=r.confidence,
+        fallback=r.fallback,
+        feedback=None
+        if f is None
+        else {
+            "helpful": f.helpful,
+            "feedback_type": f.feedback_type,
+            "reward": f.reward,
+            "created_at": f.created_at.isoformat(),
+        },
+    )
 
 
 async def strategies(ctx: Context) -> StrategiesResponse:

@@ -15,14 +15,21 @@ from fincoach.db.queries import segments as q
 from fincoach.db.queries.features import load_snapshot
 from fincoach.db.queries.users import all_user_ids
 from fincoach.db.tables import UserSegment
-from fincoach.errors import Conflict, ModelUnavailable
+from fincoach.errors import ModelUnavailable
 from fincoach.features.frames import UserSnapshot
 from fincoach.features.state import BEHAVIOR_FEATURE_NAMES, behavior_features
 from fincoach.observability import metrics
 from fincoach.usecases.clients import ModelCallFailed
 from fincoach.usecases.context import Context
 from models.names import SEGMENTATION
-from schemas.coaching import SegmentComparisonResponse, SegmentInsightsResponse, SegmentResponse
+from schemas.original import SegmentInfo
+from schemas.segments import (
+    PeerAverages,
+    RefreshSegmentResponse,
+    SegmentComparisonResponse,
+    SegmentInsightsResponse,
+    SegmentResponse,
+)
 
 logger = logging.getLogger("fincoach.segments")
 # An aggregate of fewer users could reveal one user's numbers.
@@ -77,7 +84,19 @@ async def required(
 
 
 def as_response(row: UserSegment, fallback: bool = False) -> SegmentResponse:
-    return SegmentResponse.model_validate(row).model_copy(update={"fallback": fallback})
+    return SegmentResponse.model_validate(row).model_copy(
+        update={"fallback": fallback, "characteristics": dict(row.features or {})}
+    )
+
+
+def segment_info(row: UserSegment) -> SegmentInfo:
+    """The segment in the original API's shape."""
+    return SegmentInfo(
+        segment_id=row.segment_id,
+        segment_name=row.segment_name,
+        confidence=row.confidence,
+        characteristics={k: float(v) for k, v in (row.features or {}).items()},
+    )
 
 
 def behavior_dict(snapshot: UserSnapshot) -> dict[str, float]:
@@ -90,14 +109,18 @@ async def user_segment(ctx: Context, session: AsyncSession, user_id: int) -> Seg
     return as_response(row, fallback)
 
 
-async def refresh(ctx: Context, session: AsyncSession, user_id: int) -> SegmentResponse:
+async def refresh(ctx: Context, session: AsyncSession, user_id: int) -> RefreshSegmentResponse:
     """Recompute the segment from the latest behavior, store it, and drop what depended on it."""
     row, fallback = await current(ctx, session, user_id, refresh=True)
     if fallback or row is None:
         raise _no_segment()
     await session.commit()
     await ctx.predictions.invalidate(user_id, ON_SEGMENT_CHANGE)
-    return as_response(row)
+    return RefreshSegmentResponse(
+        **as_response(row).model_dump(),
+        message="User segment updated successfully",
+        segment_info=segment_info(row),
+    )
 
 
 async def insights(ctx: Context, session: AsyncSession, user_id: int) -> SegmentInsightsResponse:
@@ -130,6 +153,10 @@ async def insights(ctx: Context, session: AsyncSession, user_id: int) -> Segment
         centroid=centroid,
         you=you,
         differences=differences,
+        segment_info=segment_info(row),
+        characteristics=profile,
+        peer_comparison=[],
+        generated_at=row.updated_at,
     )
 
 
@@ -147,19 +174,47 @@ async def peers_average(
     return len(rows), average
 
 
+async def peer_averages(
+    session: AsyncSession, segment_id: int, user_id: int, features: dict[str, float]
+) -> PeerAverages | None:
+    """The original API's peer averages (balance, savings rate, volatility), only with at least
+    MIN_PEERS peers; ``features`` is their feature average."""
+    balances = await q.peer_balances(session, segment_id, user_id)
+    if len(balances) < MIN_PEERS:
+        return None
+    return PeerAverages(
+        current_balance=round(float(np.mean(balances)), 2),
+        savings_rate=features["savings_rate"],
+        spending_volatility=features["spending_volatility"],
+    )
+
+
 async def comparison(
     ctx: Context, session: AsyncSession, user_id: int
 ) -> SegmentComparisonResponse:
-    """The user beside the average of the other users of their segment (aggregates only)."""
+    """The user beside the average of the other users of their segment (aggregates only); with
+    fewer than MIN_PEERS of them, a message and no averages."""
     snapshot = await load_snapshot(session, user_id)
     row, fallback = await required(ctx, session, user_id, snapshot)
     peers = await peers_average(session, row.segment_id, user_id)
+    you = behavior_dict(snapshot)
     if peers is None:
-        raise Conflict(f"fewer than {MIN_PEERS} other users in this segment: no comparison yet")
+        return SegmentComparisonResponse(
+            message=f"No peer data available for comparison: fewer than {MIN_PEERS} other "
+            "users in this segment",
+            segment=as_response(row, fallback),
+            peer_count=0,
+            peer_averages=None,
+            peers=[],
+            you=you,
+            segment_average=None,
+        )
     return SegmentComparisonResponse(
         segment=as_response(row, fallback),
-        peers=peers[0],
-        you=behavior_dict(snapshot),
+        peer_count=peers[0],
+        peer_averages=await peer_averages(session, row.segment_id, user_id, peers[1]),
+        peers=[],
+        you=you,
         segment_average=peers[1],
     )
 

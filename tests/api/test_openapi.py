@@ -159,12 +159,19 @@ def test_openapi_financial_and_ops_routes_name_their_model(
 
 
 def test_openapi_financial_schemas_have_the_named_fields(spec: dict[str, Any]) -> None:
+    # This backend's fields, then the original FinCoach API's (a superset: none renamed).
     assert list(_props(spec, "SpendingPatternsResponse")) == [
         "weeks",
         "average_weekly_total",
         "categories",
         "timing",
         "volatility",
+        "period_days",
+        "behavioral_data",
+        "spending_analytics",
+        "engagement_score",
+        "behavior_diversity",
+        "generated_at",
     ]
     assert set(_props(spec, "CategorySpending")) == {"category", "average_weekly", "trend"}
     assert set(_props(spec, "SpendingTiming")) == {
@@ -173,7 +180,15 @@ def test_openapi_financial_schemas_have_the_named_fields(spec: dict[str, Any]) -
         "morning_spending_ratio",
         "evening_spending_ratio",
     }
-    assert list(_props(spec, "CategoryPreferencesResponse")) == ["weeks", "total", "categories"]
+    assert list(_props(spec, "CategoryPreferencesResponse")) == [
+        "weeks",
+        "total",
+        "categories",
+        "category_preferences",
+        "top_category",
+        "behavioral_data",
+        "analysis_period_days",
+    ]
     assert set(_props(spec, "CategoryPreference")) == {
         "category",
         "share",
@@ -184,7 +199,10 @@ def test_openapi_financial_schemas_have_the_named_fields(spec: dict[str, Any]) -
 
     traits = ["saver", "planner", "impulsive", "steady", "engaged"]
     personality = _props(spec, "FinancialPersonalityResponse")
-    assert list(personality) == ["segment", "traits", "dominant_trait", "fallback"]
+    assert list(personality)[:4] == ["segment", "traits", "dominant_trait", "fallback"]
+    assert {"user_id", "segment_info", "personality_traits", "financial_metrics"} <= set(
+        personality
+    )
     assert personality["dominant_trait"]["enum"] == traits
     assert personality["fallback"]["type"] == "boolean"
     assert personality["traits"]["$ref"].endswith("/PersonalityTraits")

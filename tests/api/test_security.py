@@ -570,6 +570,20 @@ async def test_injection_and_traversal_payloads_are_never_5xx(
             ("post", "/events"): lambda: {"event_type": "search"},
             ("post", "/events/batch"): lambda: {"events": [{"event_type": "search"}]},
             ("patch", "/users/me/profile"): lambda: {"currency": "EUR"},
+            ("post", "/auth/login"): lambda: {
+                "email": "victim@example.com",
+                "password": "victim-password",
+            },
+            ("put", "/auth/profile"): lambda: {"financial_goals": ["house"]},
+            ("post", "/coaching/goal-probability"): lambda: {
+                "goal_amount": 500,
+                "timeline_days": 90,
+            },
+            ("post", "/financial/transactions"): lambda: {
+                "amount": 5,
+                "category": "groceries",
+                "description": "lunch",
+            },
         }
         failures: list[str] = []
         tried = 0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -44,3 +45,15 @@ async def load_event_window(
         np.array([EVENT_CODES.get(t, 0) for t in types], dtype=int),
     )
     return frame, np.array(sessions, dtype=object), end
+
+
+async def events_since(
+    session: AsyncSession, user_id: int, since: datetime
+) -> list[tuple[datetime, str, dict[str, Any]]]:
+    """(timestamp, event type, event data) of the user's events since ``since``."""
+    rows = await session.execute(
+        select(
+            BehavioralEvent.timestamp, BehavioralEvent.event_type, BehavioralEvent.event_data
+        ).where(BehavioralEvent.user_id == user_id, BehavioralEvent.timestamp >= since)
+    )
+    return [(at, str(t), d if isinstance(d, dict) else {}) for at, t, d in rows.all()]

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, case, func, select
+from sqlalchemy import BigInteger, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
+from fincoach.db.queries.transactions import SIGNED
 from fincoach.db.queries.users import get_profile
 from fincoach.db.tables import (
     BehavioralEvent,
@@ -29,6 +30,7 @@ from fincoach.db.tables import (
 from fincoach.features.frames import (
     CATEGORY_CODES,
     EVENT_CODES,
+    INCOME,
     OTHER,
     EventFrame,
     GoalRow,
@@ -61,6 +63,15 @@ def _epoch_postgresql(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
     return f"CAST(floor(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
 
 
+def category_code(category: str, transaction_type: str) -> int:
+    """The feature column of a row: money in is income whatever its category (a refund), and a
+    debit filed under income is spending of no category ("other")."""
+    if transaction_type == "credit":
+        return INCOME
+    code = CATEGORY_CODES.get(category, OTHER)
+    return OTHER if code == INCOME else code
+
+
 def _seconds(values: list[Any]) -> np.ndarray:
     return np.array(values, dtype="int64").astype("datetime64[s]")
 
@@ -70,9 +81,8 @@ async def load_snapshot(
 ) -> UserSnapshot:
     as_of = as_of or datetime.now(UTC)
     window_start = as_of - timedelta(weeks=HISTORY_WEEKS)
-    signed = case((Transaction.category == "income", Transaction.amount), else_=-Transaction.amount)
     older: ColumnElement[Any] = (
-        select(func.coalesce(func.sum(signed), 0.0))
+        select(func.coalesce(func.sum(SIGNED), 0.0))
         .where(Transaction.user_id == user_id, Transaction.occurred_at < window_start)
         .scalar_subquery()
     )
@@ -103,6 +113,7 @@ async def load_snapshot(
                 Transaction.amount,
                 Transaction.category,
                 Transaction.merchant,
+                Transaction.transaction_type,
             )
             .where(
                 Transaction.user_id == user_id,
@@ -138,11 +149,13 @@ async def load_snapshot(
     ).all()
 
     if tx:
-        at, amount, category, merchant = zip(*tx, strict=True)
+        at, amount, category, merchant, direction = zip(*tx, strict=True)
         transactions = TransactionFrame(
             occurred_at=_seconds(list(at)),
             amount=np.array(amount, dtype=float),
-            category=np.array([CATEGORY_CODES.get(c, OTHER) for c in category], dtype=int),
+            category=np.array(
+                [category_code(c, d) for c, d in zip(category, direction, strict=True)], dtype=int
+            ),
             merchant=np.array(merchant, dtype=object),
         )
     else:

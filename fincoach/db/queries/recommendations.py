@@ -125,3 +125,12 @@ async def bandit_counts(session: AsyncSession) -> list[tuple[str, int | None, in
         (str(s), None if g is None else int(g), int(n), float(r or 0.0), int(m or 0))
         for s, g, n, r, m in rows.all()
     ]
+
+
+async def count_recommendations(session: AsyncSession, user_id: int) -> int:
+    total = await session.scalar(
+        select(func.count())
+        .select_from(RecommendationHistory)
+        .where(RecommendationHistory.user_id == user_id)
+    )
+    return int(total or 0)

@@ -3,15 +3,16 @@ transaction."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fincoach.db.tables import BehavioralEvent, Transaction, User, UserProfile
-from fincoach.errors import Conflict
+from fincoach.db.tables import BehavioralEvent, Transaction, User, UserProfile, Wallet
+from fincoach.errors import EmailTaken
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User | None:
@@ -23,18 +24,39 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
 
 
 async def create_user(
-    session: AsyncSession, *, email: str, hashed_password: str, full_name: str | None
+    session: AsyncSession,
+    *,
+    email: str,
+    hashed_password: str,
+    names: tuple[str, str],
+    date_of_birth: date | None = None,
+    opening_balance: float = 0.0,
 ) -> User:
-    """A user with an empty profile; a taken e-mail is a Conflict."""
-    user = User(email=email.lower(), hashed_password=hashed_password, full_name=full_name)
+    """A user with a profile and a wallet holding ``opening_balance``; a taken e-mail is
+    EmailTaken."""
+    first_name, last_name = names
+    user = User(
+        email=email.lower(),
+        hashed_password=hashed_password,
+        first_name=first_name,
+        last_name=last_name,
+        date_of_birth=date_of_birth,
+    )
     session.add(user)
     try:
         await session.flush()
     except IntegrityError as exc:
-        raise Conflict("An account with this e-mail already exists") from exc
-    session.add(UserProfile(user_id=user.id))
+        raise EmailTaken("User with this email already exists") from exc
+    session.add(UserProfile(user_id=user.id, opening_balance=opening_balance))
+    session.add(Wallet(user_id=user.id, balance=opening_balance))
     await session.flush()
     return user
+
+
+async def delete_user(session: AsyncSession, user_id: int) -> None:
+    """The user and everything they own (profile, wallet, transactions, goals, events,
+    recommendations, segment, cache): the foreign keys cascade."""
+    await session.execute(sa_delete(User).where(User.id == user_id))
 
 
 async def get_profile(session: AsyncSession, user_id: int) -> UserProfile:

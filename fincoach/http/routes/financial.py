@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from fincoach.http.deps import ContextDep, CurrentUser, SessionDep
 from fincoach.usecases import financial
@@ -19,12 +21,19 @@ router = APIRouter(
 )
 
 
-@router.get("/spending-patterns", response_model=SpendingPatternsResponse)
+@router.get(
+    "/spending-patterns",
+    response_model=SpendingPatternsResponse,
+    responses=problem_responses(422),
+)
 async def read_spending_patterns(
-    user: CurrentUser, session: SessionDep
+    user: CurrentUser,
+    session: SessionDep,
+    days: Annotated[int, Query(ge=1, le=3660, description="Days of spending_analytics")] = 30,
 ) -> SpendingPatternsResponse:
-    """Average weekly spending per category over 12 weeks, its trend, and when money is spent."""
-    return await financial.spending_patterns(session, user.id)
+    """Average weekly spending per category over 12 weeks, its trend, and when money is spent;
+    the last ``days`` days' spending by category and app activity."""
+    return await financial.spending_patterns(session, user.id, days)
 
 
 @router.get("/category-preferences", response_model=CategoryPreferencesResponse)
@@ -43,12 +52,11 @@ async def read_financial_personality(
     return await financial.personality(ctx, session, user.id)
 
 
-@router.get(
-    "/peer-comparison", response_model=PeerComparisonResponse, responses=problem_responses(409)
-)
+@router.get("/peer-comparison", response_model=PeerComparisonResponse)
 async def read_peer_comparison(
     ctx: ContextDep, user: CurrentUser, session: SessionDep
 ) -> PeerComparisonResponse:
     """The user beside the average of similar users (their segment). Aggregates only, and only
-    when the segment has at least 5 other users, so no single user's data can be read out."""
+    when the segment has at least 5 other users, so no single user's data can be read out;
+    with fewer, a message and no comparison."""
     return await financial.peer_comparison(ctx, session, user.id)

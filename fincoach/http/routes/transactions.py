@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from fincoach.http.deps import ContextDep, CurrentUser, SessionDep
-from fincoach.usecases import ledger
+from fincoach.usecases import transactions
 from schemas.common import Page, QueryDatetime
 from schemas.problem import AUTHENTICATED, problem_responses
 from schemas.transactions import (
@@ -35,7 +35,7 @@ def _utc(value: datetime | None) -> datetime | None:
 async def create_transaction(
     body: TransactionCreateRequest, ctx: ContextDep, user: CurrentUser, session: SessionDep
 ) -> TransactionResponse:
-    row = await ledger.add_transaction(ctx, session, user.id, body.model_dump())
+    row = await transactions.add(ctx, session, user.id, body.model_dump())
     return TransactionResponse.model_validate(row)
 
 
@@ -56,7 +56,7 @@ async def list_transactions(
     category: Category | None = None,
     kind: TransactionKind | None = None,
 ) -> Page[TransactionResponse]:
-    rows, total = await ledger.list_transactions(
+    rows, total = await transactions.page(
         session,
         user.id,
         limit=limit,
@@ -81,7 +81,7 @@ async def read_transaction(
     transaction_id: TransactionId, user: CurrentUser, session: SessionDep
 ) -> TransactionResponse:
     return TransactionResponse.model_validate(
-        await ledger.get_transaction(session, user.id, transaction_id)
+        await transactions.get(session, user.id, transaction_id)
     )
 
 
@@ -89,5 +89,5 @@ async def read_transaction(
 async def delete_transaction(
     transaction_id: TransactionId, ctx: ContextDep, user: CurrentUser, session: SessionDep
 ) -> Response:
-    await ledger.delete_transaction(ctx, session, user.id, transaction_id)
+    await transactions.delete(ctx, session, user.id, transaction_id)
     return Response(status_code=204)
