@@ -157,7 +157,7 @@ async def test_original_api_migration_moves_existing_rows_without_loss(
                     ("groceries", "debit", 550.0),
                     ("savings", "debit", 520.0),
                 ]
-                wallets = dict(
+                wallets: dict[int, float] = dict(
                     (await conn.execute(text("SELECT user_id, balance FROM wallets"))).all()
                 )
                 assert {k: float(v) for k, v in wallets.items()} == {ada: 520.0, other: -20.0}

@@ -27,6 +27,7 @@ async def _ledger(
                 .order_by(Transaction.occurred_at, Transaction.id)
             )
         ).all()
+    assert balance is not None
     return float(balance), [(t, float(a), float(b)) for t, a, b in rows]
 
 
