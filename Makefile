@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
+E2E_STAMP := $(VENV)/.e2e-installed
 PYTEST_ARGS ?=
 FUZZ_EXAMPLES ?= 500
 
@@ -27,6 +28,10 @@ $(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(RUNTIME_STAMP)
+
+$(E2E_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,e2e]'
+	@touch $@ $(DEV_STAMP) $(RUNTIME_STAMP)
 
 install: $(RUNTIME_STAMP) ## Create .venv and install the app
 
@@ -51,6 +56,12 @@ test-clock: $(DEV_STAMP) ## The whole suite at each of CLOCKS (offsets such as +
 	  echo "== clock $$c: starts $$(faketime -f "$$c" date -u '+%a %F %T UTC')"; \
 	  faketime -f "$$c" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS); done
 
+e2e: $(E2E_STAMP) ## The original web client in headless Chromium against `fincoach serve`
+	@command -v npm >/dev/null || { echo "needs Node.js and npm"; exit 1; }
+	@test -x "$${FINCOACH_E2E_CHROMIUM:-/usr/bin/chromium}" || \
+	  { echo "needs Chromium (Debian: apt-get install chromium)"; exit 1; }
+	$(BIN)/pytest tests/e2e -m e2e $(PYTEST_ARGS)
+
 fuzz: $(DEV_STAMP) ## Long API fuzzing: FUZZ_EXAMPLES (500) per operation, boundary cases, call chains
 	FINCOACH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FINCOACH_FUZZ_COVERAGE=1 FINCOACH_FUZZ_STATEFUL=1 \
 		$(BIN)/pytest tests/api/test_fuzz.py --timeout=3600 $(PYTEST_ARGS)
@@ -66,6 +77,6 @@ format: $(DEV_STAMP) ## Apply ruff formatting and fixes
 	$(BIN)/ruff check --fix .
 
 clean: ## Remove the venv, caches and the embedded database
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache fincoach.db fincoach.db-*
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache fincoach.db fincoach.db-* e2e-screenshots
 
-.PHONY: help install serve test test-clock fuzz lint format clean
+.PHONY: help install serve test test-clock e2e fuzz lint format clean

@@ -1,7 +1,8 @@
 """The wallet and transactions as the original FinCoach API has them (``/financial/...``).
 
-Money in these answers is a decimal string with cents (``"950.00"``), as the original API's
-Decimal fields were sent; amounts in requests may be a JSON number or a decimal string.
+Money in these answers is a JSON number with cents, as the original web client's types declare
+it and its charts need it; amounts in requests may be a JSON number or a decimal string (the
+original API's Decimal).
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ def to_cents(value: Any) -> Decimal:
     return amount
 
 
-# In answers: a decimal string with cents (the original API's Decimal), from a float column.
+# In answers: an amount rounded to cents, sent as a JSON number (the web client's charts sum
+# and scale these values; a decimal string would draw nothing).
 Money = Annotated[
     Decimal,
     BeforeValidator(to_cents),
-    PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "format": "decimal"}),
+    PlainSerializer(float, return_type=float, when_used="json"),
 ]
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fincoach.db.tables import Transaction, Wallet
-from tests.conftest import register
+from tests.conftest import load_recent_users, register
 
 
 async def _ledger(
@@ -43,13 +43,13 @@ async def test_both_routes_keep_one_consistent_ledger(client, clean_engine) -> N
     h = await register(client, "ledger@example.com")
     user_id = (await client.get("/users/me", headers=h)).json()["id"]
     now = datetime.now(UTC)
-    assert (await client.get("/financial/wallet", headers=h)).json()["balance"] == "1000.00"
+    assert (await client.get("/financial/wallet", headers=h)).json()["balance"] == 1000.0
     r = await client.post(
         "/financial/transactions",
         headers=h,
         json={"amount": -40, "category": "groceries", "description": "Food"},
     )
-    assert r.json()["balance_after"] == "960.00" and r.json()["transaction_type"] == "debit"
+    assert r.json()["balance_after"] == 960.0 and r.json()["transaction_type"] == "debit"
     r = await client.post(
         "/transactions", headers=h, json={"amount": 300, "category": "income", "kind": "income"}
     )
@@ -113,3 +113,27 @@ async def test_parallel_writes_lose_no_update(client, clean_engine) -> None:
     _consistent(1000.0, balance, rows)
     wallet = (await client.get("/financial/wallet", headers=h)).json()
     assert float(wallet["balance"]) == balance
+
+
+async def test_demo_users_have_a_consistent_wallet_and_recent_transactions(
+    client, clean_engine, settings
+) -> None:
+    from fincoach.db.tables import UserProfile
+
+    await load_recent_users(clean_engine, settings, users=5, weeks=8, seed=12)
+    async with clean_engine.connect() as conn:
+        openings = dict(
+            (await conn.execute(select(UserProfile.user_id, UserProfile.opening_balance))).all()
+        )
+    for user_id, opening in openings.items():
+        balance, rows = await _ledger(clean_engine, user_id)
+        assert rows, "every demo user has transactions"
+        _consistent(float(opening), balance, rows)
+    token = await client.post(
+        "/auth/login", json={"email": "demo1@demo.fincoach.example", "password": "demo-password"}
+    )
+    h = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    recent = (await client.get("/financial/transactions", params={"limit": 5}, headers=h)).json()
+    assert len(recent) == 5
+    newest = datetime.fromisoformat(recent[0]["transaction_date"])
+    assert datetime.now(UTC) - newest < timedelta(days=8), "the dashboard shows recent activity"

@@ -22,6 +22,7 @@ from fincoach.db.engine import make_engine
 from tests.conftest import BACKENDS, load_recent_users, migrated_database
 
 APP_NAME = "fincoach"
+WEB_CLIENT_ORIGIN = "http://localhost:5173"
 SERVE_CONFIG = Path(__file__).resolve().parents[2] / "serve_config.yaml"
 
 
@@ -52,6 +53,7 @@ def serve_port(trained_models: str) -> Iterator[int]:
 
     env = {
         "FINCOACH_ENV": "test",
+        "FINCOACH_CORS_ORIGINS": WEB_CLIENT_ORIGIN,
         "FINCOACH_JWT_SECRET": "integration-secret-" + "z" * 32,
         "FINCOACH_PASSWORD_HASH_TIME_COST": "1",
         "FINCOACH_PASSWORD_HASH_MEMORY_KIB": "1024",

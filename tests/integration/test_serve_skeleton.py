@@ -47,3 +47,42 @@ async def test_problems_survive_the_proxy(http) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 413
+
+
+async def test_the_web_clients_preflight_and_json_login_through_serve(http) -> None:
+    """A browser on the web client's origin: its preflight and the original API's JSON
+    register/login/me answered through the proxy with the CORS headers it needs."""
+    from tests.integration.conftest import WEB_CLIENT_ORIGIN
+
+    preflight = await http.options(
+        "/auth/me",
+        headers={
+            "Origin": WEB_CLIENT_ORIGIN,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == WEB_CLIENT_ORIGIN
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    other = await http.options(
+        "/auth/me",
+        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert "access-control-allow-origin" not in other.headers
+    email = f"web-{uuid.uuid4().hex[:8]}@example.com"
+    body = {"email": email, "password": "Pass-word-1", "first_name": "W", "last_name": "C"}
+    origin = {"Origin": WEB_CLIENT_ORIGIN}
+    r = await http.post(
+        "/auth/register", json={**body, "confirmPassword": "Pass-word-1"}, headers=origin
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["access-control-allow-origin"] == WEB_CLIENT_ORIGIN
+    r = await http.post(
+        "/auth/login", json={"email": email, "password": "Pass-word-1"}, headers=origin
+    )
+    assert r.status_code == 200 and r.json()["user"]["first_name"] == "W"
+    me = await http.get(
+        "/auth/me", headers={**origin, "Authorization": f"Bearer {r.json()['access_token']}"}
+    )
+    assert me.status_code == 200 and me.json()["email"] == email
