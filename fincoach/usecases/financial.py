@@ -12,6 +12,7 @@ from fincoach.features.state import (
     BEHAVIORAL_STATE_NAMES,
     LEGACY_DIM,
     enhanced_state,
+    events_per_week,
     weekly_matrix,
 )
 from fincoach.features.vocab import CATEGORIES, SPENDING_CATEGORIES
@@ -117,7 +118,7 @@ async def personality(
         "planner": b["budget_adherence_score"] * 0.5 + f["savings_consistency"] * 0.5,
         "impulsive": min(1.0, f["impulse_buying_score"]),
         "steady": b["spending_consistency"],
-        "engaged": min(1.0, float(np.expm1(f["log_events_per_week"])) / 10.0),
+        "engaged": min(1.0, events_per_week(snapshot) / 10.0),
     }
     return FinancialPersonalityResponse(
         segment=None if segment is None else SegmentSummary.model_validate(segment),

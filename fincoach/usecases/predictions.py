@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fincoach.db.queries.features import load_snapshot
 from fincoach.db.queries.goals import get_goal
-from fincoach.db.queries.segments import get_segment
 from fincoach.features.frames import UserSnapshot
+from fincoach.features.goal_inputs import goal_inputs
 from fincoach.features.goals import goal_features
+from fincoach.features.spending import SpendingHistory
 from fincoach.features.state import enhanced_state, weekly_matrix
 from fincoach.features.vocab import CATEGORY_INDEX, SPENDING_CATEGORIES
 from fincoach.observability import metrics
@@ -55,17 +56,19 @@ def moving_average_forecast(history: np.ndarray, weeks: int) -> np.ndarray:
 
 
 async def forecast_or_fallback(
-    ctx: Context, history: np.ndarray, segment: int | None, weeks: int, now: datetime
-) -> tuple[np.ndarray, str | None, bool]:
-    """(quantiles (weeks, categories, 3), model version or None, fallback?)."""
+    ctx: Context, snapshot: UserSnapshot, weeks: int
+) -> tuple[np.ndarray, np.ndarray, str | None, bool]:
+    """(quantiles (weeks, categories, 3), total (weeks, 3), model version or None, fallback?).
+    The model's total comes from its joint paths; the fallback's is the sum of its bands."""
     try:
-        quantiles, version = await ctx.models.forecast(
-            history, segment, weeks, now.isocalendar().week
+        out, version = await ctx.models.forecast_total(
+            SpendingHistory.from_snapshot(snapshot), weeks
         )
-        return quantiles, version, False
+        return out["categories"], out["total"], version, False
     except ModelCallFailed:
         metrics.count_fallback(FORECAST)
-        return moving_average_forecast(history, weeks), None, True
+        quantiles = moving_average_forecast(spend_history(snapshot), weeks)
+        return quantiles, quantiles.sum(axis=1), None, True
 
 
 async def spending(
@@ -87,11 +90,8 @@ async def _spending(
     ctx: Context, session: AsyncSession, user_id: int, weeks: int
 ) -> SpendingPredictionResponse:
     snapshot = await load_snapshot(session, user_id)
-    segment = await get_segment(session, user_id)
     now = datetime.now(UTC)
-    quantiles, version, fallback = await forecast_or_fallback(
-        ctx, spend_history(snapshot), segment.segment_id if segment else None, weeks, now
-    )
+    quantiles, totals, version, fallback = await forecast_or_fallback(ctx, snapshot, weeks)
     return SpendingPredictionResponse(
         weeks=[
             WeekForecast(
@@ -105,13 +105,15 @@ async def _spending(
                     )
                     for c, q in zip(SPENDING_CATEGORIES, quantiles[w], strict=True)
                 ],
-                total_p50=round(float(quantiles[w, :, 1].sum()), 2),
+                total_p50=round(float(totals[w, 1]), 2),
             )
             for w in range(weeks)
         ],
         model_version=version,
         fallback=fallback,
-        method="4-week moving average (fallback)" if fallback else "quantile gradient boosting",
+        method="4-week moving average (fallback)"
+        if fallback
+        else "own history first: recurring payments as lumps, sampled weeks",
     )
 
 
@@ -136,18 +138,15 @@ async def _goal_probability(
 ) -> GoalProbabilityResponse:
     goal = await get_goal(session, user_id, goal_id)
     snapshot = await load_snapshot(session, user_id)
-    weekly = active_weeks(snapshot)
     now = datetime.now(UTC)
-    inputs: dict[str, Any] = {
-        "target_amount": float(goal.target_amount),
-        "current_amount": min(float(goal.current_amount), float(goal.target_amount)),
-        "weeks_left": max((goal.target_date - now.date()).days / 7.0, 0.0),
-        "weeks_elapsed": max((now - goal.created_at).days / 7.0, 0.0),
-        "weekly_savings": weekly[:, SAVINGS],
-        "weekly_income": weekly[:, INCOME],
-        "n_goals": max(1, sum(1 for g in snapshot.goals if g.status == "active")),
-        "monthly_income": snapshot.profile.monthly_income or None,
-    }
+    inputs: dict[str, Any] = goal_inputs(
+        snapshot,
+        target_amount=float(goal.target_amount),
+        current_amount=float(goal.current_amount),
+        target_date=goal.target_date,
+        created_at=goal.created_at,
+        now=now,
+    )
     try:
         result = await ctx.models.goal(goal_features(**inputs), inputs)
     except ModelCallFailed:
@@ -172,12 +171,10 @@ async def financial_forecast(
     weekly = weekly_matrix(snapshot, 4)
     income = float(weekly[:, INCOME].mean())
     savings = float(weekly[:, SAVINGS].mean())
-    quantiles, _, fallback = await forecast_or_fallback(
-        ctx, spend_history(snapshot), None, 4, datetime.now(UTC)
-    )
+    _, totals, _, fallback = await forecast_or_fallback(ctx, snapshot, 4)
     weeks = []
     for w in range(4):
-        spend = quantiles[w].sum(axis=0)  # p10, p50, p90 totals
+        spend = totals[w]  # p10, p50, p90 of the total
         balance += income - savings - float(spend[1])
         weeks.append(
             BalanceWeek(
