@@ -51,6 +51,12 @@ MOOD_DECAY: Final = 0.6
 MOOD_CLIP: Final = (0.25, 4.0)
 TAILS: Final = np.round(np.arange(0.02, 0.205, 0.01), 3)  # candidate tail masses of the interval
 _NOON = np.timedelta64(12, "h")
+INTERMITTENT: Final = 0.3
+SHORT_WEEKS: Final = 13
+TAIL_KEYS: Final = (
+    *(f"{g}/{k}" for g in GROUPS for k in ("recurring", "intermittent", "steady", "short")),
+    "total",
+)
 
 
 @dataclass(frozen=True)
@@ -125,21 +131,41 @@ class SpendingForecaster:
         totals = [p[0].sum(axis=1) for p in parts if p[0].shape[0]]
         self.population_total_ = float(np.mean([t.mean() for t in totals])) if totals else 0.0
         self.half_life_, self.prior_weight_, self.mood_power_ = 26.0, 3.0, 0.0
-        self.tails_ = dict.fromkeys((*GROUPS, "total"), 0.1)
+        self.tails_ = dict.fromkeys(TAIL_KEYS, 0.1)
         horizon = actual.shape[1]
-        search = rng.permutation(len(histories))[: max(1, min(len(histories), 400))]
+        source_of = np.array(sources, dtype=object)
+        # Up to 200 search rows per source; each source's mean loss counts the same, so that
+        # thousands of simulated users do not outvote a real history.
+        search = {
+            src: rng.permutation(np.flatnonzero(source_of == src))[:200]
+            for src in dict.fromkeys(sources)
+        }
         best: tuple[float, tuple[float, float, float]] | None = None
         for setting in product(self.half_lives, self.prior_weights, self.mood_powers):
             self.half_life_, self.prior_weight_, self.mood_power_ = setting
             loss = 0.0
-            for i in search:
-                paths = self._paths(parts[i], histories[i], horizon, self.search_paths)
-                loss += _scaled_pinball(paths, actual[i], histories[i])
+            for rows in search.values():
+                loss += np.mean(
+                    [
+                        _scaled_pinball(
+                            self._paths(parts[i], histories[i], horizon, self.search_paths),
+                            actual[i],
+                            histories[i],
+                        )
+                        for i in rows
+                    ]
+                )
             if best is None or loss < best[0]:
                 best = (loss, setting)
         assert best is not None
         self.half_life_, self.prior_weight_, self.mood_power_ = best[1]
-        self.tails_ = self._calibrate(parts, histories, actual)
+        calibration = np.concatenate([r[:200] for r in search.values()])
+        self.tails_ = self._calibrate(
+            [parts[i] for i in calibration],
+            [histories[i] for i in calibration],
+            actual[calibration],
+            source_of[calibration],
+        )
         self.n_training_histories_ = len(histories)
         return self
 
@@ -167,9 +193,29 @@ class SpendingForecaster:
         parts: list[tuple[np.ndarray, list[Recurring]]],
         histories: Sequence[SpendingHistory],
         actual: np.ndarray,
+        sources: np.ndarray,
     ) -> dict[str, float]:
-        """The tail mass per group (and for the total) whose interval covers 80% in training."""
-        inside = {g: np.zeros(TAILS.size) for g in (*GROUPS, "total")}
+        """The tail mass per group (and for the total) whose interval covers closest to 80%
+        on the source where it is furthest from it (minimax over sources)."""
+        names = list(dict.fromkeys(sources))
+        worst = {k: np.zeros(TAILS.size) for k in TAIL_KEYS}
+        for name in names:
+            rows = np.flatnonzero(sources == name)
+            coverage = self._coverage(
+                [parts[i] for i in rows], [histories[i] for i in rows], actual[rows]
+            )
+            for k, value in coverage.items():
+                worst[k] = np.maximum(worst[k], np.abs(value - 0.8))
+        return {k: float(TAILS[int(np.argmin(worst[k]))]) for k in TAIL_KEYS}
+
+    def _coverage(
+        self,
+        parts: list[tuple[np.ndarray, list[Recurring]]],
+        histories: Sequence[SpendingHistory],
+        actual: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Coverage of the interval at each candidate tail mass, per tail key (those seen)."""
+        inside = {k: np.zeros(TAILS.size) for k in TAIL_KEYS}
         count = dict.fromkeys(inside, 0)
         horizon = actual.shape[1]
         levels = np.concatenate([TAILS, 1.0 - TAILS])
@@ -178,19 +224,16 @@ class SpendingForecaster:
             q = np.quantile(paths, levels, axis=0)  # (2T, horizon, C)
             lo, hi = q[: TAILS.size], q[TAILS.size :]
             hit = (future[None] >= lo) & (future[None] <= hi)  # (T, horizon, C)
-            for group, members in GROUPS.items():
-                inside[group] += hit[:, :, members].sum(axis=(1, 2))
-                count[group] += horizon * len(members)
+            for c, key in enumerate(_tail_keys(part)):
+                inside[key] += hit[:, :, c].sum(axis=1)
+                count[key] += horizon
             total_q = np.quantile(paths.sum(axis=2), levels, axis=0)
             spent = future.sum(axis=1)
             inside["total"] += (
                 (spent[None] >= total_q[: TAILS.size]) & (spent[None] <= total_q[TAILS.size :])
             ).sum(axis=1)
             count["total"] += horizon
-        return {
-            g: float(TAILS[int(np.argmin(np.abs(inside[g] / max(count[g], 1) - 0.8)))])
-            for g in inside
-        }
+        return {k: inside[k] / count[k] for k in inside if count[k]}
 
     # --- predicting ---------------------------------------------------------------------------
 
@@ -207,10 +250,10 @@ class SpendingForecaster:
         part = _residual(spending)
         paths = self._paths(part, spending, horizon, self.n_paths)
         categories = np.empty((horizon, N_SPENDING, 3))
-        for group, members in GROUPS.items():
-            tail = self.tails_[group]
-            q = np.quantile(paths[:, :, members], [tail, 0.5, 1.0 - tail], axis=0)
-            categories[:, members, :] = np.moveaxis(q, 0, -1)
+        for c, key in enumerate(_tail_keys(part)):
+            tail = self.tails_[key]
+            q = np.quantile(paths[:, :, c], [tail, 0.5, 1.0 - tail], axis=0)
+            categories[:, c, :] = q.T
         tail = self.tails_["total"]
         total = np.quantile(paths.sum(axis=2), [tail, 0.5, 1.0 - tail], axis=0).T
         return Forecast(categories, total, tuple(part[1]))
@@ -256,6 +299,23 @@ class SpendingForecaster:
         paths += np.where(from_prior[:, :, None], bank, own)
         _add_recurring(paths, recurring, history.end, rng, self.p_recurring)
         return paths
+
+
+def _tail_keys(part: tuple[np.ndarray, list[Recurring]]) -> list[str]:
+    """Each category's interval key: its group, and whether it has recurring lumps, is
+    intermittent (no spending in at least INTERMITTENT of its weeks) or steady. Their paths
+    miss in different ways (a lump's timing, a point mass at zero, ordinary noise), so each
+    kind gets its own calibrated tail."""
+    weekly, recurring = part
+    lumpy = {r.category for r in recurring}
+    zero = (weekly == 0).mean(axis=0) if weekly.shape[0] else np.ones(N_SPENDING)
+    keys = []
+    for c in range(N_SPENDING):
+        kind = (
+            "recurring" if c in lumpy else "intermittent" if zero[c] >= INTERMITTENT else "steady"
+        )
+        keys.append(f"{GROUP_OF_CATEGORY[c]}/{kind}")
+    return keys
 
 
 def _residual(history: SpendingHistory) -> tuple[np.ndarray, list[Recurring]]:
@@ -305,6 +365,3 @@ def _scaled_pinball(paths: np.ndarray, actual: np.ndarray, history: SpendingHist
         diff = actual - q
         loss += float((np.maximum(tau * diff, (tau - 1) * diff)[:, ok] / scale[ok]).mean())
     return loss
-
-
-GROUP_INDEX: Final = GROUP_OF_CATEGORY

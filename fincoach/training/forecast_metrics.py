@@ -128,6 +128,15 @@ def _metrics(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) 
     out["total_wape"] = float(np.abs(total[..., 1] - spent).sum() / max(float(spent.sum()), 1e-12))
     out["total_bias"] = float((total[..., 1].sum() - spent.sum()) / max(float(spent.sum()), 1e-12))
     out["total_coverage_80"] = float(((spent >= total[..., 0]) & (spent <= total[..., 2])).mean())
+    # For a median, half the weeks should fall at or below it: the sum-based bias above is
+    # negative for any calibrated median when weekly totals are skewed to the right.
+    out["total_share_at_or_below_p50"] = float((spent <= total[..., 1]).mean())
+    spent_weeks = spent > 0
+    out["total_median_relative_error"] = (
+        float(np.median((total[..., 1][spent_weeks] - spent[spent_weeks]) / spent[spent_weeks]))
+        if spent_weeks.any()
+        else 0.0
+    )
     out["sum_of_medians_bias"] = float(
         (p50.sum(axis=2).sum() - spent.sum()) / max(float(spent.sum()), 1e-12)
     )
