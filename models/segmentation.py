@@ -127,7 +127,11 @@ class Segmenter:
     def n_segments(self) -> int:
         return len(SEGMENT_NAMES)
 
-    def fit(self, X: Any) -> Segmenter:
+    def fit(self, X: Any, types: Any = None) -> Segmenter:
+        """Fit the mixture and name its components. With ``types`` (the behavioral type of each
+        training user, index into SEGMENT_NAMES, as the simulator knows them) a component takes
+        the name of the type most of its users have (Hungarian assignment on the counts);
+        without, the name whose prototype its centroid scores best on."""
         arr = _check_X(X, len(BEHAVIOR_FEATURE_NAMES))
         if arr.shape[0] < 5 * self.n_segments:
             raise ValueError(f"need at least {5 * self.n_segments} users, got {arr.shape[0]}")
@@ -142,7 +146,16 @@ class Segmenter:
             random_state=self.seed,
         ).fit(z)
         scores = mixture.means_ @ _prototype_matrix().T  # (component, name)
-        components, names = linear_sum_assignment(-scores)
+        if types is not None:
+            labels = np.asarray(types, dtype=int)
+            if labels.shape != (arr.shape[0],):
+                raise ValueError(f"types must have shape ({arr.shape[0]},)")
+            component = mixture.predict(z)
+            counts = np.zeros((self.n_segments, self.n_segments))
+            np.add.at(counts, (component, labels), 1.0)
+            components, names = linear_sum_assignment(-counts)
+        else:
+            components, names = linear_sum_assignment(-scores)
         order = np.empty(self.n_segments, dtype=int)
         order[names] = components  # segment id -> mixture component
         self.mean_, self.scale_ = mean, scale

@@ -28,7 +28,7 @@ SCHEDULES: Final = (
     ("fortnightly", 14, (11, 17), 3, 7),
     ("monthly", 30, (24, 38), 3, 10),
 )
-MAX_AMOUNT_SPREAD: Final = 0.25  # median |amount - median| / median over the recent payments
+MAX_AMOUNT_SPREAD: Final = 0.15  # median |amount - median| / median over the recent payments
 MIN_ON_SCHEDULE: Final = 0.75  # share of intervals within the schedule's range
 RECENT_PAYMENTS: Final = 6
 DAY = np.timedelta64(1, "D")

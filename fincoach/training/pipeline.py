@@ -112,7 +112,7 @@ def step_segmentation(
 
     train_X, test_X = behavior_matrix(train), behavior_matrix(test)
     # The confidence is calibrated on the training users' known types (names follow types).
-    model = Segmenter().fit(train_X).calibrate(train_X, train.latent)
+    model = Segmenter().fit(train_X, train.latent).calibrate(train_X, train.latent)
     evaluation = evaluate_segmentation(
         model, train_X, test_X, test.latent, n_bootstrap=3 if quick else 5
     )
