@@ -7,7 +7,10 @@ The user's own history comes first. For one user (``features.spending.SpendingHi
    weeks they fall in; each path draws the day from how far past payments strayed from the
    schedule, and the amount among the last payments.
 2. **The rest** (the week-to-week residual) is drawn as whole weeks: each path and step takes
-   one past week of the user (recent weeks weigh more: half-life ``half_life_``), all categories
+   one past week of the user (recent weeks weigh more: the half-life is the user's own, the one
+   among ``own_half_lives`` whose weighted medians best forecast the user's last
+   ``BACKTEST_WEEKS`` weeks from the weeks before each; ``half_life_`` for a history too short
+   to tell), all categories
    of that week together, so the paths keep how categories move together. With probability
    ``prior_weight_ / (n_eff + prior_weight_)`` (n_eff: the effective number of weeks) the week
    comes instead from the population (``bank_``: weeks of training users, each divided by that
@@ -42,7 +45,12 @@ from sklearn.exceptions import NotFittedError
 
 from fincoach.features.forecast_groups import GROUP_OF_CATEGORY, GROUPS
 from fincoach.features.recurring import Recurring, find_recurring
-from fincoach.features.spending import N_SPENDING, WEEK_SECONDS, SpendingHistory
+from fincoach.features.spending import N_SPENDING, SpendingHistory
+from models.forecast_paths import (
+    add_recurring,
+    own_half_life,
+    scaled_pinball,
+)
 
 MAX_HORIZON: Final = 4
 OUTPUT_QUANTILES: Final = ("p10", "p50", "p90")
@@ -50,7 +58,6 @@ MOOD_WEEKS: Final = 4
 MOOD_DECAY: Final = 0.6
 MOOD_CLIP: Final = (0.25, 4.0)
 TAILS: Final = np.round(np.arange(0.02, 0.205, 0.01), 3)  # candidate tail masses of the interval
-_NOON = np.timedelta64(12, "h")
 INTERMITTENT: Final = 0.3
 SHORT_WEEKS: Final = 13
 TAIL_KEYS: Final = (
@@ -97,6 +104,7 @@ class SpendingForecaster:
         p_recurring: float = 0.97,
         bank_size: int = 4000,
         search_paths: int = 300,
+        own_half_lives: Sequence[float] = (4.0, 8.0, 13.0, 26.0, 52.0),
         random_state: int = 0,
     ) -> None:
         self.n_paths = n_paths
@@ -106,6 +114,7 @@ class SpendingForecaster:
         self.p_recurring = p_recurring
         self.bank_size = bank_size
         self.search_paths = search_paths
+        self.own_half_lives = own_half_lives
         self.random_state = random_state
 
     # --- fitting ------------------------------------------------------------------------------
@@ -147,7 +156,7 @@ class SpendingForecaster:
             for rows in search.values():
                 loss += np.mean(
                     [
-                        _scaled_pinball(
+                        scaled_pinball(
                             self._paths(parts[i], histories[i], horizon, self.search_paths),
                             actual[i],
                             histories[i],
@@ -279,7 +288,7 @@ class SpendingForecaster:
         paths = np.zeros((n_paths, horizon, N_SPENDING))
         if n:
             age = np.arange(n - 1, -1, -1, dtype=float)
-            w = 0.5 ** (age / self.half_life_)
+            w = 0.5 ** (age / own_half_life(weekly, self.own_half_lives, self.half_life_))
             w /= w.sum()
             n_eff = 1.0 / float((w**2).sum())
             level = float((w[:, None] * weekly).sum())
@@ -297,7 +306,7 @@ class SpendingForecaster:
         bank = self.bank_[rng.integers(0, self.bank_.shape[0], size=(n_paths, horizon))] * level
         from_prior = rng.random((n_paths, horizon)) < prior_share
         paths += np.where(from_prior[:, :, None], bank, own)
-        _add_recurring(paths, recurring, history.end, rng, self.p_recurring)
+        add_recurring(paths, recurring, history.end, rng, self.p_recurring)
         return paths
 
 
@@ -325,43 +334,3 @@ def _residual(history: SpendingHistory) -> tuple[np.ndarray, list[Recurring]]:
     for r in recurring:
         mask[r.rows] = False
     return history.weekly(mask), recurring
-
-
-def _add_recurring(
-    paths: np.ndarray,
-    recurring: list[Recurring],
-    end: np.datetime64,
-    rng: np.random.Generator,
-    p_active: float,
-) -> None:
-    """Add each recurring payment to the week each path puts it in."""
-    n_paths, horizon, _ = paths.shape
-    stop = np.datetime64(end, "D") + (7 * horizon + 7) * np.timedelta64(1, "D")
-    for r in recurring:
-        jitter = r.jitter_days if r.jitter_days.size else np.zeros(1, dtype=int)
-        for due in r.due_dates(np.datetime64(end, "D"), stop):
-            days = due + rng.choice(jitter, size=n_paths).astype("timedelta64[D]")
-            at = days.astype("datetime64[s]") + _NOON
-            at = np.maximum(at, np.datetime64(end, "s"))
-            week = ((at - end).astype("timedelta64[s]").astype(np.int64)) // WEEK_SECONDS
-            amount = rng.choice(r.amounts, size=n_paths)
-            paid = (rng.random(n_paths) < p_active) & (week < horizon)
-            np.add.at(paths, (np.flatnonzero(paid), week[paid], r.category), amount[paid])
-
-
-def _scaled_pinball(paths: np.ndarray, actual: np.ndarray, history: SpendingHistory) -> float:
-    """Pinball loss at 0.1, 0.5, 0.9 per category, each scaled by the category's mean weekly
-    change in the history (as MASE scales), summed; the search's objective."""
-    weekly = history.weekly()
-    scale = np.abs(np.diff(weekly, axis=0)).mean(axis=0) if weekly.shape[0] > 1 else None
-    if scale is None:
-        scale = np.maximum(weekly.mean(axis=0), 0.0) if weekly.shape[0] else np.zeros(N_SPENDING)
-    ok = scale > 0
-    if not ok.any():
-        return 0.0
-    loss = 0.0
-    for tau in (0.1, 0.5, 0.9):
-        q = np.quantile(paths, tau, axis=0)
-        diff = actual - q
-        loss += float((np.maximum(tau * diff, (tau - 1) * diff)[:, ok] / scale[ok]).mean())
-    return loss

@@ -53,7 +53,9 @@ def markdown(result: RealEvaluation) -> str:
         *forecast_table(fc),
         "",
         f"Model sum of category medians, bias {_f(fc['model']['sum_of_medians_bias'])} "
-        f"(the total above comes from the joint paths). MASE by group: "
+        f"(the total above comes from the joint paths; "
+        f"{fc['model']['total_share_at_or_below_p50']:.0%} of weeks at or below its p50, median "
+        f"relative error {_f(fc['model']['total_median_relative_error'])}). MASE by group: "
         + ", ".join(f"{g} {_f(v)}" for g, v in fc["model"]["mase_by_group"].items())
         + " (empirical_12: "
         + ", ".join(f"{g} {_f(v)}" for g, v in fc["empirical_12"]["mase_by_group"].items())
