@@ -74,6 +74,7 @@ def fit_forecaster(
     for history, until in real:
         cutoffs = real_training_cutoffs(history, until)
         if not cutoffs:
+            trained_on["real"].append({"history": history.name, "cutoffs": 0})
             continue
         rh, rf = real_cutoffs(history, cutoffs, HORIZON)
         histories += rh

@@ -162,7 +162,15 @@ def step_forecast(
         extra={
             "evaluation": evaluation,
             "settings": settings,
-            "trained_on": {**trained_on, "real": real_sources(real, real_paths)},
+            "trained_on": {
+                **trained_on,
+                "real": [
+                    {**source, "cutoffs": fitted["cutoffs"]}
+                    for source, fitted in zip(
+                        real_sources(real, real_paths), trained_on["real"], strict=True
+                    )
+                ],
+            },
             "evaluated_on": {
                 "simulator": _sim_setup(test),
                 "real": "fincoach evaluate --real PATH: cut-offs after outcomes_until",

@@ -176,7 +176,7 @@ def evaluate_real(
     )
     result.forecast = _forecasts(forecasting, history, cutoffs, snapshots)
     result.scale = _scale_check(forecasting, snapshots, cutoffs)
-    result.goal = _goals(forecasting, history, cutoffs, snapshots, registry)
+    result.goal = _goals(forecasting, history, cutoffs, snapshots)
     result.segments = _segments(segmentation, cutoffs, snapshots)
     return result
 
@@ -233,15 +233,15 @@ def _goals(
     history: RealHistory,
     cutoffs: list[date],
     snapshots: dict[date, UserSnapshot],
-    registry: ModelRegistry,
 ) -> dict[str, Any]:
     X, y, inputs = real_goals(history, cutoffs, lambda c: snapshots[c])
     if len(y) == 0 or y.min() == y.max():
         return {"n_goals": int(len(y)), "note": "too few goals with both outcomes"}
     model = service.slots[GOAL_PROBABILITY].model
     proba = np.array([service.goal(x, None)["probability"] for x in X])
-    # The peers learn from the same training goals as the served model (its manifest's sources).
-    train_X, train_y, weight = _peer_training(registry)
+    # The peers learn from the same kinds of training goals as the served model: simulated ones
+    # and the real sources its manifest names.
+    train_X, train_y, weight = _peer_training(service.slots[GOAL_PROBABILITY].manifest)
     peers = {
         "base_rate": np.full(len(y), float(np.average(train_y, weights=weight))),
         "logistic_coverage": CoverageLogistic().fit(train_X, train_y, weight).predict_proba(X),
@@ -268,14 +268,20 @@ def _goals(
     return report
 
 
-def _peer_training(registry: ModelRegistry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The training goals the pipeline uses: a quick simulated population and the real sources
-    up to their dates (as recorded in the goal model's manifest when present)."""
-    from fincoach.training.real_sources import default_real_data, real_histories
+def _peer_training(manifest: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training goals like the served model's: a simulated population (the manifest's seed) and
+    the real sources its manifest names, each up to the date it recorded."""
     from fincoach.training.simulator import SimConfig, simulate
 
-    pop = simulate(SimConfig(n_users=400, n_weeks=52, seed=42, future_weeks=52))
-    X, y, weight, _ = training_set(pop, real_histories(default_real_data()))
+    trained_on = manifest.extra.get("trained_on", {}) if manifest is not None else {}
+    seed = int(trained_on.get("simulator", {}).get("seed", 42))
+    real = []
+    for source in trained_on.get("real", []):
+        path = Path(str(source.get("path", "")))
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == source["sha256"]:
+            real.append((load_history(path), date.fromisoformat(source["outcomes_until"])))
+    pop = simulate(SimConfig(n_users=400, n_weeks=52, seed=seed, future_weeks=52))
+    X, y, weight, _ = training_set(pop, real)
     return X, y, weight
 
 

@@ -44,6 +44,7 @@ def real_sources(real: list[tuple[Any, date]], paths: Iterable[str]) -> list[dic
     return [
         {
             "history": history.name,
+            "path": str(path),
             "sha256": sha256_of(path),
             "first_day": history.first_day.isoformat(),
             "last_day": history.last_day.isoformat(),
