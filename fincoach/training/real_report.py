@@ -23,7 +23,7 @@ def forecast_table(report: dict[str, Any], title: str = "") -> list[str]:
         f"| method{title} | MASE | WAPE | pinball 0.1 | pinball 0.5 | pinball 0.9 | "
         + " | ".join(f"cov80 {g.replace('_', ' ')}" for g in GROUP_NAMES)
         + " | total p50 bias | total cov80 |",
-        "| --- " * (9 + len(GROUP_NAMES)) + "|",
+        "| --- " * (8 + len(GROUP_NAMES)) + "|",
     ]
     for m in methods:
         r = report[m]
