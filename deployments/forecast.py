@@ -25,6 +25,9 @@ class ForecastingDeployment(ModelDeployment):
             self._service.forecast, history, segment, horizon, week_of_year, model=FORECAST
         )
 
+    async def forecast_total(self, history: Any, horizon: int) -> tuple[dict[str, Any], str]:
+        return await self._run(self._service.forecast_total, history, horizon, model=FORECAST)
+
     async def goal(
         self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
     ) -> dict[str, Any]:

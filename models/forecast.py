@@ -1,279 +1,338 @@
-"""Spending forecast per category, 1 to 4 weeks ahead, with an 80% prediction interval.
+"""Spending forecast per category and in total, 1 to 4 weeks ahead, from sampled paths.
 
-One global model serves every user and category: rows are scale-free (``features.forecast``
-divides amounts by the user's per-category level) and the target is next weeks' spend / level.
+The user's own history comes first. For one user (``features.spending.SpendingHistory``):
 
-Quantile method: gradient-boosted trees (scikit-learn ``HistGradientBoostingRegressor``,
-pinball loss), one per quantile level 0.1, 0.5, 0.8 and 0.9, trained on rows from sliding
-forecast origins through every training user's history. Two details matter:
+1. **Recurring payments** (``features.recurring``: rent, a mortgage, bills, subscriptions with
+   their amount and day of the month) are taken out of the history and forecast as lumps in the
+   weeks they fall in; each path draws the day from how far past payments strayed from the
+   schedule, and the amount among the last payments.
+2. **The rest** (the week-to-week residual) is drawn as whole weeks: each path and step takes
+   one past week of the user (recent weeks weigh more: the half-life is the user's own, the one
+   among ``own_half_lives`` whose weighted medians best forecast the user's last
+   ``BACKTEST_WEEKS`` weeks from the weeks before each; ``half_life_`` for a history too short
+   to tell), all categories
+   of that week together, so the paths keep how categories move together. With probability
+   ``prior_weight_ / (n_eff + prior_weight_)`` (n_eff: the effective number of weeks) the week
+   comes instead from the population (``bank_``: weeks of training users, each divided by that
+   user's mean weekly total) times this user's mean weekly total: a new user is forecast mostly
+   from others like a typical user at their own scale, and their own weeks take over as they
+   come. A "mood" factor ``(last 4 weeks / usual) ** mood_power_`` moves the first steps toward
+   the recent level (decaying by ``MOOD_DECAY`` a step).
+3. **Quantiles** of the paths give p10/p50/p90 per category, and the **total** comes from the
+   same paths (the quantiles of their sums), not from adding medians, which runs far below what
+   people spend when spending is lumpy. The tail levels of the 80% interval are calibrated in
+   ``fit`` per category group (recurring bills, everyday, discretionary) and for the total, so
+   that the intervals cover 80% of what happened on the training cut-offs.
 
-* Zero weeks are a point mass (in the simulator 40% of entertainment weeks are empty, 70% of
-  health ones). Boosted pinball loss gets stuck on ties at exactly 0: a leaf whose 10% residual
-  quantile is 0 never moves, so whole categories (bills included, measured) kept a lower quantile
-  of 0 for ever. Zero targets are therefore jittered to a tiny negative ratio (below
-  ``ZERO_JITTER``) during training; a predicted quantile below 0 then means "at least that much
-  of the mass is at zero" and is reported as 0.
-* With a point mass at zero, [q10, q90] covers 90%, not 80%: q10 is 0 and includes the mass.
-  The interval is made an honest 80% one: where the predicted q10 is 0 the upper bound is q80
-  (covering P(y = 0) + P(0 < y <= q80) = 80%); elsewhere it is q90. So ``p10``/``p90`` are the
-  bounds of the central 80% interval, and ``p90`` is the 80th percentile for categories that are
-  empty in at least 10% of weeks.
+Every step is scale-free (relative weights, ratios, draws that do not depend on amounts), so
+amounts times k give forecasts times k: the forecast does not depend on the currency unit. The
+random draws come from a fixed seed: the same history always gets the same answer.
 
-Cold start: amounts are relative to a level that is the user's recent mean shrunk toward a prior
-(``features.forecast.shrunk_level``). The prior is the per-segment profile learned in ``fit``
-(``profile_``: mean weekly spend per category; the last row is the whole population, used when
-the segment is unknown), rescaled to the user's own total when they have any weeks. Training
-includes rows whose history is cut to 0..3 weeks at every time of year, so the model knows how
-far to trust the prior, and rows whose segment is hidden, so ``segment=None`` works too.
-
-Measured (``training/forecast_eval.py``, 2,000 train / 1,000 test users x 104 weeks): MASE 0.80
-against 0.93 for the best peer and 0.79 for an oracle that knows the simulator's parameters and
-the users' current mood, so a different learner has little left to gain on this data.
+``fit`` learns the population bank, the half-life, the prior's weight, the mood power and the
+interval levels from training cut-offs (simulated users and real histories together), choosing
+the settings by the pinball loss on those cut-offs.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import product
 from typing import Any, Final
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.exceptions import NotFittedError
 
-from fincoach.features.forecast import (
-    CATEGORY_FEATURE,
-    FEATURE_NAMES,
-    N_CATEGORIES,
-    N_FEATURES,
-    N_SEGMENTS,
-    UNKNOWN_SEGMENT,
-    check_history,
-    check_horizon,
-    check_week_of_year,
-    encode_segments,
-    forecast_features,
-    season_index,
+from fincoach.features.forecast_groups import GROUP_OF_CATEGORY, GROUPS
+from fincoach.features.recurring import Recurring, find_recurring
+from fincoach.features.spending import N_SPENDING, SpendingHistory
+from models.forecast_paths import (
+    add_recurring,
+    own_half_life,
+    scaled_pinball,
 )
-from models.threads import openmp_threads
 
-# Quantile levels of the boosted models; the 80% interval picks its upper bound among the last two.
-LEVELS: Final = (0.1, 0.5, 0.8, 0.9)
-_LO, _MID, _UP80, _UP90 = range(len(LEVELS))
-# Zero targets become -U(0, ZERO_JITTER) (ratio units): far below any real spend/level, so the
-# sign of a predicted quantile tells mass-at-zero apart from a small positive amount.
-ZERO_JITTER: Final = 0.01
+MAX_HORIZON: Final = 4
 OUTPUT_QUANTILES: Final = ("p10", "p50", "p90")
+MOOD_WEEKS: Final = 4
+MOOD_DECAY: Final = 0.6
+MOOD_CLIP: Final = (0.25, 4.0)
+TAILS: Final = np.round(np.arange(0.02, 0.205, 0.01), 3)  # candidate tail masses of the interval
+INTERMITTENT: Final = 0.3
+SHORT_WEEKS: Final = 13
+TAIL_KEYS: Final = (
+    *(f"{g}/{k}" for g in GROUPS for k in ("recurring", "intermittent", "steady", "short")),
+    "total",
+)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """One user's forecast: ``categories`` (horizon, N_SPENDING, 3) and ``total`` (horizon, 3),
+    each (p10, p50, p90); ``recurring`` the payments forecast as lumps."""
+
+    categories: np.ndarray
+    total: np.ndarray
+    recurring: tuple[Recurring, ...]
+
+
+def as_history(history: Any, week_of_year: int | None = None) -> SpendingHistory:
+    """A SpendingHistory, or weekly sums ``(n_weeks, N_SPENDING)`` turned into one."""
+    if isinstance(history, SpendingHistory):
+        return history
+    return SpendingHistory.from_weekly(history, np.datetime64("2001-01-01T00:00:00"))
+
+
+def check_horizon(horizon: Any) -> int:
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
+        raise ValueError(f"horizon must be an int in 1..{MAX_HORIZON}, got {horizon!r}")
+    if not 1 <= int(horizon) <= MAX_HORIZON:
+        raise ValueError(f"horizon must be in 1..{MAX_HORIZON}, got {horizon}")
+    return int(horizon)
 
 
 class SpendingForecaster:
-    """Global quantile-boosted forecaster of weekly spend per category (p10/p50/p90)."""
+    """User-first forecaster of weekly spending per category and in total (see the module)."""
 
     def __init__(
         self,
         *,
-        max_iter: int = 100,
-        learning_rate: float = 0.15,
-        max_leaf_nodes: int = 31,
-        min_samples_leaf: int = 100,
-        origins_per_user: int = 8,
-        short_history_share: float = 0.15,
-        cold_start_weeks: int = 4,
-        segment_dropout: float = 0.2,
-        n_threads: int | None = 1,
+        n_paths: int = 2000,
+        half_lives: Sequence[float] = (8.0, 13.0, 26.0, 52.0),
+        prior_weights: Sequence[float] = (1.0, 3.0, 8.0),
+        mood_powers: Sequence[float] = (0.0, 0.3, 0.6),
+        p_recurring: float = 0.97,
+        bank_size: int = 4000,
+        search_paths: int = 300,
+        own_half_lives: Sequence[float] = (4.0, 8.0, 13.0, 26.0, 52.0),
         random_state: int = 0,
     ) -> None:
-        self.max_iter = max_iter
-        self.learning_rate = learning_rate
-        self.max_leaf_nodes = max_leaf_nodes
-        self.min_samples_leaf = min_samples_leaf
-        self.origins_per_user = origins_per_user
-        self.short_history_share = short_history_share
-        self.cold_start_weeks = cold_start_weeks
-        self.segment_dropout = segment_dropout
-        self.n_threads = n_threads
+        self.n_paths = n_paths
+        self.half_lives = half_lives
+        self.prior_weights = prior_weights
+        self.mood_powers = mood_powers
+        self.p_recurring = p_recurring
+        self.bank_size = bank_size
+        self.search_paths = search_paths
+        self.own_half_lives = own_half_lives
         self.random_state = random_state
 
-    # ------------------------------------------------------------------------------------------
+    # --- fitting ------------------------------------------------------------------------------
 
     def fit(
         self,
-        histories: Any,
-        segments: Any,
-        first_week_of_year: int,
-        *,
-        horizons: Sequence[int] = (1, 2, 3, 4),
+        histories: Sequence[SpendingHistory],
+        futures: Any,
+        sources: Sequence[str] | None = None,
     ) -> SpendingForecaster:
-        """Fit on ``histories`` ``(n_users, n_weeks, n_categories)`` whose week 0 is ISO week
-        ``first_week_of_year``; ``segments`` ``(n_users,)`` ints (None/-1 = unknown)."""
-        hist = check_history(histories, batched=True)
-        n_users, n_weeks, _ = hist.shape
-        if n_users == 0:
-            raise ValueError("need at least one user's history to fit")
-        seg = encode_segments(segments, n_users)
-        first_week_of_year = check_week_of_year(first_week_of_year)
-        steps = sorted({check_horizon(h) for h in horizons})
-        if not steps:
-            raise ValueError("horizons must name at least one step in 1..4")
-        max_step = steps[-1]
-        self._check_params()
-        if n_weeks < max_step + 1:
-            raise ValueError(
-                f"need at least {max_step + 1} weeks of history to fit horizon {max_step}, "
-                f"got {n_weeks}"
-            )
-        self.profile_ = self._profiles(hist, seg)
-        X, y = self._training_rows(hist, seg, first_week_of_year, steps)
-        categorical = np.zeros(N_FEATURES, dtype=bool)
-        categorical[CATEGORY_FEATURE] = True
-        models = []
-        with self._threads():
-            for q in LEVELS:
-                model = HistGradientBoostingRegressor(
-                    loss="quantile",
-                    quantile=q,
-                    max_iter=self.max_iter,
-                    learning_rate=self.learning_rate,
-                    max_leaf_nodes=self.max_leaf_nodes,
-                    min_samples_leaf=self.min_samples_leaf,
-                    categorical_features=categorical,
-                    early_stopping=False,
-                    random_state=self.random_state,
+        """Learn from training cut-offs: ``histories[i]`` and what was spent in the weeks after
+        it, ``futures[i]`` ``(horizon, N_SPENDING)``. ``sources`` (e.g. "simulator", "real")
+        balance the population bank so that no source drowns the others."""
+        actual = np.asarray(futures, dtype=float)
+        if actual.ndim != 3 or actual.shape[0] != len(histories) or actual.shape[2] != N_SPENDING:
+            raise ValueError(f"futures must be (n_histories, horizon, {N_SPENDING})")
+        if len(histories) == 0:
+            raise ValueError("need at least one training history")
+        sources = list(sources) if sources is not None else ["all"] * len(histories)
+        rng = np.random.default_rng(self.random_state)
+        parts = [_residual(h) for h in histories]
+        self.bank_ = self._bank(parts, sources, rng)
+        totals = [p[0].sum(axis=1) for p in parts if p[0].shape[0]]
+        self.population_total_ = float(np.mean([t.mean() for t in totals])) if totals else 0.0
+        self.half_life_, self.prior_weight_, self.mood_power_ = 26.0, 3.0, 0.0
+        self.tails_ = dict.fromkeys(TAIL_KEYS, 0.1)
+        horizon = actual.shape[1]
+        source_of = np.array(sources, dtype=object)
+        # Up to 200 search rows per source; each source's mean loss counts the same, so that
+        # thousands of simulated users do not outvote a real history.
+        search = {
+            src: rng.permutation(np.flatnonzero(source_of == src))[:200]
+            for src in dict.fromkeys(sources)
+        }
+        best: tuple[float, tuple[float, float, float]] | None = None
+        for setting in product(self.half_lives, self.prior_weights, self.mood_powers):
+            self.half_life_, self.prior_weight_, self.mood_power_ = setting
+            loss = 0.0
+            for rows in search.values():
+                loss += float(
+                    np.mean(
+                        [
+                            scaled_pinball(
+                                self._paths(parts[i], histories[i], horizon, self.search_paths),
+                                actual[i],
+                                histories[i],
+                            )
+                            for i in rows
+                        ]
+                    )
                 )
-                models.append(model.fit(X, y))
-        self.models_ = models
-        self.horizons_ = tuple(steps)
-        self.n_training_rows_ = int(X.shape[0])
-        self.n_features_in_ = N_FEATURES
-        self.feature_names_in_ = np.array(FEATURE_NAMES, dtype=object)
+            if best is None or loss < best[0]:
+                best = (loss, setting)
+        assert best is not None
+        self.half_life_, self.prior_weight_, self.mood_power_ = best[1]
+        calibration = np.concatenate([r[:200] for r in search.values()])
+        self.tails_ = self._calibrate(
+            [parts[i] for i in calibration],
+            [histories[i] for i in calibration],
+            actual[calibration],
+            source_of[calibration],
+        )
+        self.n_training_histories_ = len(histories)
         return self
 
-    def predict(
-        self, history: Any, segment: int | None, horizon: int, week_of_year: int
+    def _bank(
+        self, parts: list[tuple[np.ndarray, list[Recurring]]], sources: list[str], rng: Any
     ) -> np.ndarray:
-        """``(horizon, n_categories, 3)`` forecast of the weeks after ``history``
-        ``(n_weeks, n_categories)``; ``week_of_year`` is the ISO week of the first of them.
+        """Population weeks, each divided by its user's mean weekly total; sources balanced."""
+        by_source: dict[str, list[np.ndarray]] = {}
+        for (weekly, _), source in zip(parts, sources, strict=True):
+            mean_total = weekly.sum(axis=1).mean() if weekly.shape[0] else 0.0
+            if mean_total > 0:
+                by_source.setdefault(source, []).append(weekly / mean_total)
+        if not by_source:
+            return np.full((1, N_SPENDING), 1.0 / N_SPENDING)
+        per_source = max(1, self.bank_size // len(by_source))
+        rows = []
+        for weeks in by_source.values():
+            pool = np.concatenate(weeks)
+            pick = rng.choice(pool.shape[0], size=min(per_source, pool.shape[0]), replace=False)
+            rows.append(pool[pick])
+        return np.concatenate(rows)
 
-        The last axis is (p10, p50, p90): the median and the bounds of the central 80% interval
-        (see the module docstring for why p90 is the 80th percentile where zero weeks are common).
-        """
-        hist = check_history(history)
-        out: np.ndarray = self.predict_many(hist[None], [segment], horizon, week_of_year)[0]
-        return out
+    def _calibrate(
+        self,
+        parts: list[tuple[np.ndarray, list[Recurring]]],
+        histories: Sequence[SpendingHistory],
+        actual: np.ndarray,
+        sources: np.ndarray,
+    ) -> dict[str, float]:
+        """The tail mass per group (and for the total) whose interval covers closest to 80%
+        on the source where it is furthest from it (minimax over sources)."""
+        names = list(dict.fromkeys(sources))
+        worst = {k: np.zeros(TAILS.size) for k in TAIL_KEYS}
+        for name in names:
+            rows = np.flatnonzero(sources == name)
+            coverage = self._coverage(
+                [parts[i] for i in rows], [histories[int(i)] for i in rows], actual[rows]
+            )
+            for k, value in coverage.items():
+                worst[k] = np.maximum(worst[k], np.abs(value - 0.8))
+        return {k: float(TAILS[int(np.argmin(worst[k]))]) for k in TAIL_KEYS}
 
-    def predict_many(
-        self, histories: Any, segments: Any, horizon: int, week_of_year: int
-    ) -> np.ndarray:
-        """Batched ``predict``: ``(n_users, n_weeks, C)`` histories that end in the same week
-        give ``(n_users, horizon, C, 3)``; ``segments`` is ``(n_users,)`` or None (unknown)."""
-        if not self.is_fitted:
-            # scikit-learn's exception, as check_is_fitted raises (which needs BaseEstimator).
-            raise NotFittedError("SpendingForecaster is not fitted yet; call fit() first")
-        hist = check_history(histories, batched=True)
-        horizon = check_horizon(horizon)
-        week_of_year = check_week_of_year(week_of_year)
-        seg = encode_segments(segments, hist.shape[0])
-        if hist.shape[0] == 0:
-            return np.zeros((0, horizon, N_CATEGORIES, len(OUTPUT_QUANTILES)))
-        feats = forecast_features(
-            hist,
-            week_of_year=week_of_year,
-            segments=seg,
-            horizon=horizon,
-            prior_level=self._prior(seg),
-        )
-        with self._threads():
-            raw = np.stack([m.predict(feats.X) for m in self.models_], axis=1)
-        return feats.to_amounts(_interval(raw))
+    def _coverage(
+        self,
+        parts: list[tuple[np.ndarray, list[Recurring]]],
+        histories: Sequence[SpendingHistory],
+        actual: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Coverage of the interval at each candidate tail mass, per tail key (those seen)."""
+        inside = {k: np.zeros(TAILS.size) for k in TAIL_KEYS}
+        count = dict.fromkeys(inside, 0)
+        horizon = actual.shape[1]
+        levels = np.concatenate([TAILS, 1.0 - TAILS])
+        for part, history, future in zip(parts, histories, actual, strict=True):
+            paths = self._paths(part, history, horizon, self.n_paths)
+            q = np.quantile(paths, levels, axis=0)  # (2T, horizon, C)
+            lo, hi = q[: TAILS.size], q[TAILS.size :]
+            hit = (future[None] >= lo) & (future[None] <= hi)  # (T, horizon, C)
+            for c, key in enumerate(_tail_keys(part)):
+                inside[key] += hit[:, :, c].sum(axis=1)
+                count[key] += horizon
+            total_q = np.quantile(paths.sum(axis=2), levels, axis=0)
+            spent = future.sum(axis=1)
+            inside["total"] += (
+                (spent[None] >= total_q[: TAILS.size]) & (spent[None] <= total_q[TAILS.size :])
+            ).sum(axis=1)
+            count["total"] += horizon
+        return {k: inside[k] / count[k] for k in inside if count[k]}
+
+    # --- predicting ---------------------------------------------------------------------------
 
     @property
     def is_fitted(self) -> bool:
-        """Whether ``fit`` has run (deployments' health checks read it)."""
-        return hasattr(self, "models_")
+        return hasattr(self, "bank_")
 
-    # ------------------------------------------------------------------------------------------
+    def forecast(self, history: Any, horizon: int) -> Forecast:
+        """Quantiles per category and of the total for the ``horizon`` weeks after ``history``."""
+        if not self.is_fitted:
+            raise NotFittedError("SpendingForecaster is not fitted yet; call fit() first")
+        horizon = check_horizon(horizon)
+        spending = as_history(history)
+        part = _residual(spending)
+        paths = self._paths(part, spending, horizon, self.n_paths)
+        categories = np.empty((horizon, N_SPENDING, 3))
+        for c, key in enumerate(_tail_keys(part)):
+            tail = self.tails_[key]
+            q = np.quantile(paths[:, :, c], [tail, 0.5, 1.0 - tail], axis=0)
+            categories[:, c, :] = q.T
+        tail = self.tails_["total"]
+        total = np.quantile(paths.sum(axis=2), [tail, 0.5, 1.0 - tail], axis=0).T
+        return Forecast(categories, total, tuple(part[1]))
 
-    def _check_params(self) -> None:
-        """Refuse hyperparameters that would make no training rows (the trees check theirs)."""
-        if self.origins_per_user < 1 or self.cold_start_weeks < 1:
-            raise ValueError("origins_per_user and cold_start_weeks must be >= 1")
-        for name in ("short_history_share", "segment_dropout"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+    def predict(
+        self, history: Any, segment: int | None, horizon: int, week_of_year: int | None = None
+    ) -> np.ndarray:
+        """``(horizon, N_SPENDING, 3)`` p10/p50/p90 (the segment and week are not needed: the
+        history's own weeks and dates carry them)."""
+        return self.forecast(history, horizon).categories
 
-    def _threads(self) -> contextlib.AbstractContextManager[None]:
-        return openmp_threads(self.n_threads)
-
-    def _prior(self, seg: np.ndarray) -> np.ndarray:
-        """``(n, C)`` prior weekly spend: the segment's profile, or the population's if unknown."""
-        rows = np.where(seg == UNKNOWN_SEGMENT, N_SEGMENTS, seg)
-        return np.asarray(self.profile_[rows])
-
-    @staticmethod
-    def _profiles(hist: np.ndarray, seg: np.ndarray) -> np.ndarray:
-        """Mean weekly spend per category for each segment, plus the whole population last."""
-        overall = hist.mean(axis=(0, 1))
-        rows = [
-            hist[seg == s].mean(axis=(0, 1)) if (seg == s).any() else overall
-            for s in range(N_SEGMENTS)
-        ]
-        return np.stack([*rows, overall])
-
-    def _training_rows(
-        self, hist: np.ndarray, seg: np.ndarray, first_week_of_year: int, steps: list[int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Rows from random (user, origin) pairs; some histories cut short, some segments hidden."""
+    def _paths(
+        self,
+        part: tuple[np.ndarray, list[Recurring]],
+        history: SpendingHistory,
+        horizon: int,
+        n_paths: int,
+    ) -> np.ndarray:
+        """(n_paths, horizon, N_SPENDING) sampled future weeks."""
         rng = np.random.default_rng(self.random_state)
-        n_users, n_weeks, _ = hist.shape
-        max_step = steps[-1]
-        origins = np.arange(1, n_weeks - max_step + 1)
-        # Each user gets origins_per_user distinct origins (all of them if there are fewer).
-        rank = rng.random((n_users, origins.size)).argsort(axis=1).argsort(axis=1)
-        chosen = rank < self.origins_per_user
-        keep_steps = np.isin(np.arange(1, max_step + 1), steps)
-        X_parts: list[np.ndarray] = []
-        y_parts: list[np.ndarray] = []
-        for j, t in enumerate(origins):
-            users = np.flatnonzero(chosen[:, j])
-            if users.size == 0:
-                continue
-            # History length per chosen user: all t weeks, or (cold start) only the last 0..k-1.
-            length = np.full(users.size, t)
-            short = rng.random(users.size) < self.short_history_share
-            length[short] = np.minimum(t, rng.integers(0, self.cold_start_weeks, short.sum()))
-            s = seg[users].copy()
-            s[rng.random(users.size) < self.segment_dropout] = UNKNOWN_SEGMENT
-            week_of_year = int(season_index(first_week_of_year, t)) + 1
-            for k in np.unique(length):
-                group = length == k
-                u = users[group]
-                feats = forecast_features(
-                    hist[u, t - k : t],
-                    week_of_year=week_of_year,
-                    segments=s[group],
-                    horizon=max_step,
-                    prior_level=self._prior(s[group]),
-                )
-                target = hist[u, t : t + max_step] / feats.level[:, None, :]
-                X = feats.X.reshape(u.size, max_step, N_CATEGORIES, N_FEATURES)
-                X_parts.append(X[:, keep_steps].reshape(-1, N_FEATURES))
-                y_parts.append(target[:, keep_steps].ravel())
-        X_all = np.concatenate(X_parts)
-        y_all = np.concatenate(y_parts)
-        # A column with no value at all (seasonal_lag_52 when histories are shorter than a year)
-        # breaks scikit-learn's binning; as a constant it gets no split, so it is ignored.
-        X_all[:, np.isnan(X_all).all(axis=0)] = 0.0
-        zero = y_all <= 0
-        y_all[zero] = -rng.uniform(0.0, ZERO_JITTER, zero.sum())
-        return X_all, y_all
+        weekly, recurring = part
+        n = weekly.shape[0]
+        paths = np.zeros((n_paths, horizon, N_SPENDING))
+        if n:
+            age = np.arange(n - 1, -1, -1, dtype=float)
+            w = 0.5 ** (age / own_half_life(weekly, self.own_half_lives, self.half_life_))
+            w /= w.sum()
+            n_eff = 1.0 / float((w**2).sum())
+            level = float((w[:, None] * weekly).sum())
+            prior_share = self.prior_weight_ / (n_eff + self.prior_weight_)
+            mood = 1.0
+            usual = weekly.sum(axis=1).mean()
+            if usual > 0 and n >= MOOD_WEEKS:
+                recent = weekly[-MOOD_WEEKS:].sum(axis=1).mean()
+                mood = float(np.clip(recent / usual, *MOOD_CLIP))
+            steps = mood ** (self.mood_power_ * MOOD_DECAY ** np.arange(horizon))
+            own = weekly[rng.choice(n, size=(n_paths, horizon), p=w)] * steps[None, :, None]
+        else:
+            level, prior_share = self.population_total_, 1.0
+            own = np.zeros_like(paths)
+        bank = self.bank_[rng.integers(0, self.bank_.shape[0], size=(n_paths, horizon))] * level
+        from_prior = rng.random((n_paths, horizon)) < prior_share
+        paths += np.where(from_prior[:, :, None], bank, own)
+        add_recurring(paths, recurring, history.end, rng, self.p_recurring)
+        return paths
 
 
-def _interval(raw: np.ndarray) -> np.ndarray:
-    """``(rows, 3)`` lower/median/upper ratios from the ``(rows, len(LEVELS))`` quantiles."""
-    # Boosted quantiles are fitted separately and can cross; sorting restores monotonicity
-    # (Chernozhukov et al. 2010: rearrangement never makes the quantile estimates worse).
-    q = np.sort(raw, axis=1)
-    mass_at_zero = q[:, _LO] <= 0.0
-    upper = np.where(mass_at_zero, q[:, _UP80], q[:, _UP90])
-    out: np.ndarray = np.maximum(np.stack([q[:, _LO], q[:, _MID], upper], axis=1), 0.0)
-    return out
+def _tail_keys(part: tuple[np.ndarray, list[Recurring]]) -> list[str]:
+    """Each category's interval key: its group, and whether it has recurring lumps, is
+    intermittent (no spending in at least INTERMITTENT of its weeks) or steady. Their paths
+    miss in different ways (a lump's timing, a point mass at zero, ordinary noise), so each
+    kind gets its own calibrated tail."""
+    weekly, recurring = part
+    lumpy = {r.category for r in recurring}
+    zero = (weekly == 0).mean(axis=0) if weekly.shape[0] else np.ones(N_SPENDING)
+    keys = []
+    for c in range(N_SPENDING):
+        kind = (
+            "recurring" if c in lumpy else "intermittent" if zero[c] >= INTERMITTENT else "steady"
+        )
+        keys.append(f"{GROUP_OF_CATEGORY[c]}/{kind}")
+    return keys
+
+
+def _residual(history: SpendingHistory) -> tuple[np.ndarray, list[Recurring]]:
+    """The weekly spend without the recurring payments, and those payments."""
+    recurring = find_recurring(history)
+    mask = np.ones(len(history), dtype=bool)
+    for r in recurring:
+        mask[r.rows] = False
+    return history.weekly(mask), recurring

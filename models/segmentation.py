@@ -8,7 +8,17 @@ Names are not cluster numbers: after fitting, each mixture component is matched 
 assignment) to one of the five original segment names by a score of its centroid against a
 documented prototype of that name. So the same behavior keeps the same name across retrains,
 whatever order the mixture found its components in, and segment id ``i`` always means
-``SEGMENT_NAMES[i]``. Confidence is the posterior probability of the assigned segment.
+``SEGMENT_NAMES[i]``.
+
+Confidence is a calibrated posterior: the mixture's raw posteriors are near 1.0 for almost
+everyone (diagonal Gaussians in 9 dimensions are sharp), so ``calibrate`` fits a temperature on
+users whose behavioral type is known (the simulator's), and the reported confidence is then the
+probability that the user is of the segment's type. ``keep_segment`` is the hysteresis: a user
+keeps their stored segment until another one is ahead by ``HYSTERESIS`` in probability, so a
+user near a boundary does not flip back and forth between refreshes.
+
+Features are money only and scale-free (``features.state.BEHAVIOR_FEATURE_NAMES``): the segment
+does not depend on the currency unit nor on app usage.
 """
 
 from __future__ import annotations
@@ -31,7 +41,6 @@ PROTOTYPES: dict[str, dict[str, float]] = {
         "spend_to_income": -1.0,
         "spending_volatility": -0.5,
         "discretionary_share": -0.5,
-        "log_events_per_week": -0.3,
     },
     "Impulse Buyers": {
         "impulse_buying_score": 1.0,
@@ -41,17 +50,17 @@ PROTOTYPES: dict[str, dict[str, float]] = {
         "discretionary_share": 0.5,
     },
     "Goal-Oriented": {
-        "log_events_per_week": 1.0,
+        "savings_consistency": 1.0,
         "savings_rate": 0.5,
-        "savings_consistency": 0.3,
+        "spending_volatility": -0.3,
     },
     "Budget Conscious": {
         "essential_share": 1.0,
-        "log_weekly_income": -1.0,
         "discretionary_share": -0.5,
+        "spending_volatility": -0.5,
     },
     "High Spenders": {
-        "log_weekly_income": 1.5,
+        "spend_to_income": 1.0,
         "discretionary_share": 0.5,
         "savings_rate": -0.5,
     },
@@ -59,10 +68,25 @@ PROTOTYPES: dict[str, dict[str, float]] = {
 DESCRIPTIONS = {
     "Conservative Savers": "Save a large share of income and spend steadily on essentials.",
     "Impulse Buyers": "Irregular, spiky discretionary spending, often evenings and weekends.",
-    "Goal-Oriented": "Save regularly toward goals and engage with the app often.",
-    "Budget Conscious": "Modest income, spending concentrated on groceries and bills.",
-    "High Spenders": "High income with high discretionary spending and little saved.",
+    "Goal-Oriented": "Save regularly, week after week, toward their goals.",
+    "Budget Conscious": "Spending concentrated on groceries and bills, steady from week to week.",
+    "High Spenders": "Spend most of what comes in, much of it discretionary; little saved.",
 }
+
+
+# A stored segment is kept until another is ahead of it by this much posterior probability.
+HYSTERESIS = 0.15
+_TEMPERATURES = np.geomspace(0.5, 200.0, 60)
+
+
+def keep_segment(probabilities: Any, previous: int | None, margin: float = HYSTERESIS) -> int:
+    """The segment to report: the most probable one, unless ``previous`` is within ``margin``
+    of it (then the user stays where they were)."""
+    proba = np.asarray(probabilities, dtype=float)
+    best = int(proba.argmax())
+    if previous is None or not 0 <= previous < proba.shape[0]:
+        return best
+    return previous if proba[best] - proba[previous] < margin else best
 
 
 def _prototype_matrix() -> np.ndarray:
@@ -103,7 +127,11 @@ class Segmenter:
     def n_segments(self) -> int:
         return len(SEGMENT_NAMES)
 
-    def fit(self, X: Any) -> Segmenter:
+    def fit(self, X: Any, types: Any = None) -> Segmenter:
+        """Fit the mixture and name its components. With ``types`` (the behavioral type of each
+        training user, index into SEGMENT_NAMES, as the simulator knows them) a component takes
+        the name of the type most of its users have (Hungarian assignment on the counts);
+        without, the name whose prototype its centroid scores best on."""
         arr = _check_X(X, len(BEHAVIOR_FEATURE_NAMES))
         if arr.shape[0] < 5 * self.n_segments:
             raise ValueError(f"need at least {5 * self.n_segments} users, got {arr.shape[0]}")
@@ -118,7 +146,16 @@ class Segmenter:
             random_state=self.seed,
         ).fit(z)
         scores = mixture.means_ @ _prototype_matrix().T  # (component, name)
-        components, names = linear_sum_assignment(-scores)
+        if types is not None:
+            labels = np.asarray(types, dtype=int)
+            if labels.shape != (arr.shape[0],):
+                raise ValueError(f"types must have shape ({arr.shape[0]},)")
+            component = mixture.predict(z)
+            counts = np.zeros((self.n_segments, self.n_segments))
+            np.add.at(counts, (component, labels), 1.0)
+            components, names = linear_sum_assignment(-counts)
+        else:
+            components, names = linear_sum_assignment(-scores)
         order = np.empty(self.n_segments, dtype=int)
         order[names] = components  # segment id -> mixture component
         self.mean_, self.scale_ = mean, scale
@@ -136,15 +173,31 @@ class Segmenter:
         if not hasattr(self, "mixture_"):
             raise RuntimeError("Segmenter is not fitted; call fit first")
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """(n, 5) posterior probabilities, columns in SEGMENT_NAMES order."""
+    def raw_proba(self, X: Any) -> np.ndarray:
+        """(n, 5) the mixture's own posteriors, columns in SEGMENT_NAMES order."""
         self._check_fitted()
         arr = _check_X(X, self.n_features_in_)
         posterior = self.mixture_.predict_proba((arr - self.mean_) / self.scale_)
         return posterior[:, self.component_of_segment_]
 
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(n, 5) calibrated posterior probabilities, columns in SEGMENT_NAMES order."""
+        return _tempered(self.raw_proba(X), getattr(self, "temperature_", 1.0))
+
+    def calibrate(self, X: Any, types: Any) -> Segmenter:
+        """Fit the temperature on users of known type (``types``: index into SEGMENT_NAMES) by
+        log loss, so that the confidence is the probability of being of that type."""
+        raw = self.raw_proba(X)
+        labels = np.asarray(types, dtype=int)
+        losses = [
+            -np.log(np.maximum(_tempered(raw, t)[np.arange(labels.size), labels], 1e-12)).mean()
+            for t in _TEMPERATURES
+        ]
+        self.temperature_ = float(_TEMPERATURES[int(np.argmin(losses))])
+        return self
+
     def predict(self, X: Any) -> np.ndarray:
-        return self.predict_proba(X).argmax(axis=1)
+        return self.raw_proba(X).argmax(axis=1)
 
     def assign(self, x: Any) -> tuple[int, str, float]:
         """One user's (segment id, name, confidence)."""
@@ -180,3 +233,13 @@ class Segmenter:
         pool = self.standardize(candidates)
         distance = np.linalg.norm(pool - target, axis=1)
         return np.argsort(distance, kind="stable")[:k]
+
+
+def _tempered(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Posteriors with their log-odds divided by ``temperature`` (1: unchanged)."""
+    if temperature == 1.0:
+        return proba
+    logits = np.log(np.maximum(proba, 1e-300)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out: np.ndarray = np.exp(logits)
+    return out / out.sum(axis=1, keepdims=True)

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from fincoach.features.forecast import FEATURE_NAMES as FORECAST_FEATURE_NAMES
+from fincoach.features.forecast_groups import FORECAST_INPUT_NAMES
 from fincoach.features.goals import GOAL_FEATURE_NAMES
+from fincoach.features.spending import SpendingHistory
 from fincoach.features.state import (
     BEHAVIOR_FEATURE_NAMES,
     ENHANCED_FEATURE_NAMES,
@@ -184,9 +185,12 @@ class SegmentationService(ModelService):
 
 # --- Forecasting (spending and goals) ---------------------------------------------------------
 def _validate_forecaster(model: Any, manifest: Manifest) -> None:
-    _schema(manifest, FORECAST_FEATURE_NAMES)
-    out = model.predict(np.zeros((0, len(SPENDING_CATEGORIES))), None, 1, 1)
-    if out.shape != (1, len(SPENDING_CATEGORIES), 3) or not np.isfinite(out).all():
+    _schema(manifest, FORECAST_INPUT_NAMES)
+    out = model.forecast(SpendingHistory.empty(np.datetime64("2001-01-01T00:00:00")), 1)
+    if (
+        out.categories.shape != (1, len(SPENDING_CATEGORIES), 3)
+        or not np.isfinite(out.categories).all()
+    ):
         raise ValueError("smoke prediction of the forecaster failed")
 
 
@@ -201,12 +205,33 @@ class ForecastingService(ModelService):
     validators = {FORECAST: _validate_forecaster, GOAL_PROBABILITY: _validate_goal}
 
     def forecast(
-        self, history: np.ndarray, segment: int | None, horizon: int, week_of_year: int
+        self, history: Any, segment: int | None, horizon: int, week_of_year: int
     ) -> tuple[np.ndarray, str]:
-        """(horizon, n_spending_categories, 3) p10/p50/p90 for one user, and the version."""
+        """(horizon, n_spending_categories, 3) p10/p50/p90 for one user, and the version.
+        ``history``: a ``SpendingHistory`` or weekly sums (n_weeks, n_spending_categories)."""
         slot = self.slots[FORECAST]
         model, version = slot.model, slot.version
         return model.predict(history, segment, horizon, week_of_year), str(version)
+
+    def forecast_total(self, history: SpendingHistory, horizon: int) -> tuple[dict[str, Any], str]:
+        """Per-category quantiles, the total's quantiles (from the joint paths, not a sum of
+        medians) and the recurring payments forecast as lumps; and the version."""
+        slot = self.slots[FORECAST]
+        model, version = slot.model, slot.version
+        out = model.forecast(history, horizon)
+        recurring = [
+            {
+                "category": SPENDING_CATEGORIES[r.category],
+                "payee": r.payee,
+                "period": r.period,
+                "amount": r.amount,
+                "day_of_month": r.day_of_month or None,
+            }
+            for r in out.recurring
+        ]
+        return {"categories": out.categories, "total": out.total, "recurring": recurring}, str(
+            version
+        )
 
     def goal(self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Probability, risk factors and (given the raw inputs) the saving needed for 75%."""

@@ -23,7 +23,10 @@ class CategoryForecast(BaseModel):
 class WeekForecast(BaseModel):
     week_start: datetime
     categories: list[CategoryForecast]
+    # The week's total: quantiles of the sum, not sums of the categories' quantiles.
+    total_p10: float
     total_p50: float
+    total_p90: float
 
 
 class SpendingPredictionResponse(CachedAnswer):

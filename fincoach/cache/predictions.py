@@ -30,7 +30,7 @@ VERSIONS_TTL_S = 1.0
 ON_TRANSACTION = ("spending", "goal", "recommendation")
 ON_FEEDBACK = ("recommendation",)
 ON_GOAL_CHANGE = ("recommendation",)  # plus the goal's own entries (prefix goal=<id>)
-ON_SEGMENT_CHANGE = ("recommendation", "spending")
+ON_SEGMENT_CHANGE = ("recommendation",)
 
 
 def flat_versions(deployments: dict[str, Any]) -> dict[str, str]:

@@ -153,21 +153,45 @@ def evaluate_cmd(
     markdown_file: Annotated[
         Path | None, typer.Option("--markdown", help="Also write the table to this file")
     ] = None,
+    real: Annotated[
+        Path | None,
+        typer.Option(
+            "--real",
+            help="A real transaction history (CSV): score the served models on it at rolling "
+            "cut-offs, through the snapshot the API builds",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    step: Annotated[int, typer.Option(min=1, max=13, help="Weeks between cut-offs (--real)")] = 2,
 ) -> None:
-    """Print the held-out metrics of the newest version of each model beside its peers."""
+    """Print the held-out metrics of the newest version of each model beside its peers, or
+    (``--real PATH``) the served models' scores on a real history."""
     from fincoach.training.pipeline import stored_evaluations
     from fincoach.training.report import markdown, rows_for
     from models.registry import ModelRegistry
 
     registry = ModelRegistry(model_dir_of(model_dir))
-    stored = stored_evaluations(registry)
-    if not stored:
-        fail(f"no trained models in {registry.root}; run `fincoach train` first")
-    rows = []
-    for step, manifest in stored:
-        typer.echo(f"{step}: {manifest.name} {manifest.version} (trained {manifest.created_at})")
-        rows += rows_for(step, manifest.extra["evaluation"])
-    table = markdown(rows)
+    if real is not None:
+        from threadpoolctl import threadpool_limits
+
+        from fincoach.training.real_eval import evaluate_real
+        from fincoach.training.real_report import markdown as real_markdown
+
+        with threadpool_limits(1):
+            result = evaluate_real(real, registry, step_weeks=step)
+        table = real_markdown(result)
+    else:
+        stored = stored_evaluations(registry)
+        if not stored:
+            fail(f"no trained models in {registry.root}; run `fincoach train` first")
+        rows = []
+        for step_name, manifest in stored:
+            typer.echo(
+                f"{step_name}: {manifest.name} {manifest.version} (trained {manifest.created_at})"
+            )
+            rows += rows_for(step_name, manifest.extra["evaluation"])
+        table = markdown(rows)
     typer.echo(table)
     if markdown_file is not None:
         markdown_file.write_text(table + "\n")

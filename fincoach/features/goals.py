@@ -1,7 +1,11 @@
 """Features of one savings goal for the goal-probability model, from what the app knows when it
 predicts: the goal (target, amount saved, weeks elapsed and left), the user's weekly history of
-savings transfers and income (most recent week last; may be short or empty), the number of the
-user's goals and, optionally, the monthly income of the profile.
+saving and income (most recent week last; may be short or empty), the number of the user's goals
+and, optionally, the monthly income of the profile.
+
+The saving stream is what funds goals: in the app, the user's net saving per week (income
+minus spending, recurring bills included; ``net_saving_weeks``), which can be negative; in the
+simulator, whose goals are funded by savings transfers, those transfers.
 
 Savings are assumed to be split evenly over the user's goals, so the "saving per goal" is the
 user's weekly savings divided by ``n_goals``. The level of saving enters only through the
@@ -31,7 +35,8 @@ CV_PRIOR: Final = 0.5  # prior weekly coefficient of variation of savings ...
 CV_PRIOR_WEEKS: Final = 13.0  # ... worth this many weeks of history
 CV_FLOOR: Final = 0.05  # keeps margin_z finite for perfectly regular savers
 MAX_Z: Final = 10.0
-ZERO_SAVING: Final = 0.005  # a week below half a cent counts as a week without saving
+BLOCK_WEEKS: Final = 4  # net_z measures noise on 4-week sums (monthly pay and bills cancel)
+DRIFT: Final = 0.05  # sd of the change of the weekly saving's mean, per week ahead, / income
 
 GOAL_FEATURE_NAMES: Final[tuple[str, ...]] = (
     "gap_to_target",  # (target - current) / target, 0 once reached
@@ -47,6 +52,7 @@ GOAL_FEATURE_NAMES: Final[tuple[str, ...]] = (
     "savings_trend",  # mean of the last TREND_WEEKS weeks / mean of the window (1 if undefined)
     "n_goals",
     "history_weeks",  # weeks of history used (at most WINDOW_WEEKS)
+    "net_z",  # (expected saved by the date - target) / its standard deviation (see _net_z)
 )
 N_GOAL_FEATURES: Final = len(GOAL_FEATURE_NAMES)
 GOAL_FEATURE_INDEX: Final = {name: i for i, name in enumerate(GOAL_FEATURE_NAMES)}
@@ -56,11 +62,12 @@ PLANNED_SAVING_FEATURES: Final = (
     "log_coverage_typical",
     "margin_z",
     "planned_savings_rate",
+    "net_z",
 )
 # Direction in which each feature moves the chance of reaching the goal when everything else
 # is fixed (+1 helps, -1 hurts, 0 either way): the model's monotonic constraints. Together they
 # make the probability non-decreasing in current_amount and in the planned saving.
-GOAL_FEATURE_MONOTONIC: Final = (-1, 0, 0, 1, 1, 1, -1, 1, 0, 0, 0, 0, 0)
+GOAL_FEATURE_MONOTONIC: Final = (-1, 0, 0, 1, 1, 1, -1, 1, 0, 0, 0, 0, 0, 1)
 assert len(GOAL_FEATURE_MONOTONIC) == N_GOAL_FEATURES
 
 
@@ -134,14 +141,14 @@ def goal_features_batch(
     weeks = window.shape[1]
     if weeks:
         mean_saving = window.mean(axis=1)
-        saved_weeks = window >= ZERO_SAVING
+        saved_weeks = window > 0
         typical_saving = np.where(
             saved_weeks.any(axis=1),
             (window * saved_weeks).sum(axis=1) / np.maximum(saved_weeks.sum(axis=1), 1),
             0.0,
         )
         std_saving = window.std(axis=1)
-        zero_share = (window < ZERO_SAVING).mean(axis=1)
+        zero_share = (window <= 0).mean(axis=1)
         recent = window[:, -TREND_WEEKS:].mean(axis=1)
         weekly_pay = income[:, -WINDOW_WEEKS:].mean(axis=1)
     else:
@@ -160,6 +167,8 @@ def goal_features_batch(
         planned_typical = np.maximum(typical_saving, 0.0) / goals
     else:
         planned = planned_typical = np.maximum(_column("planned_saving", planned_saving, n), 0.0)
+    # net_z keeps a negative mean: spending more than is earned makes a goal less likely.
+    planned_mean = planned if planned_saving is not None else None
     gap = np.maximum(target - current, 0.0)
     transfers = left + 1.0  # the saving of the current week still counts, as does the due week's
     projected = planned * transfers
@@ -190,6 +199,7 @@ def goal_features_batch(
     span = elapsed + left
     elapsed_share = np.where(span > 0, elapsed / np.where(span > 0, span, 1.0), 1.0)
 
+    net_z = _net_z(window, planned_mean, gap, transfers, goals, weekly_pay)
     out = np.column_stack(
         [
             gap / target,
@@ -205,9 +215,55 @@ def goal_features_batch(
             trend,
             goals,
             np.full(n, float(weeks)),
+            net_z,
         ]
     )
     return out
+
+
+def _net_z(
+    window: np.ndarray,
+    planned: np.ndarray | None,
+    gap: np.ndarray,
+    transfers: np.ndarray,
+    goals: np.ndarray,
+    weekly_pay: np.ndarray,
+) -> np.ndarray:
+    """z of reaching the gap under a normal approximation of the saving to come.
+
+    The saving over the ``transfers`` weeks left is normal with mean ``planned x transfers``
+    per goal (from the history: the median 4-week sum / 4, a typical month rather than one
+    inflated by a rare windfall) and a variance with three parts: week-to-week noise, measured
+    on 4-week sums so that a monthly pay and a monthly mortgage cancel as they do in a bank
+    account; the error of the mean from the weeks of history; and a drift of the mean over the
+    coming months (``DRIFT`` of the weekly income, per week ahead). Every part scales with the
+    amounts, so z does not depend on the currency unit.
+    """
+    n, weeks = window.shape
+    location = window.mean(axis=1) if weeks else np.zeros(n)
+    if weeks >= 2 * BLOCK_WEEKS:
+        blocks = weeks // BLOCK_WEEKS
+        sums = window[:, weeks - blocks * BLOCK_WEEKS :].reshape(n, blocks, BLOCK_WEEKS).sum(2)
+        var_week = sums.var(axis=1, ddof=1) / BLOCK_WEEKS
+        # A typical month, not one inflated by a rare windfall (a bonus, a refund, a sale):
+        # the coming weeks most likely hold none.
+        location = np.median(sums, axis=1) / BLOCK_WEEKS
+    elif weeks >= 2:
+        var_week = window.var(axis=1, ddof=1)
+    else:
+        var_week = np.zeros(n)
+    flow = np.maximum(weekly_pay, np.abs(window).mean(axis=1) if weeks else 0.0)
+    var_week = np.maximum(var_week, (CV_FLOOR * flow) ** 2)
+    mean_error = var_week / max(weeks, 1)
+    var_total = transfers * var_week + transfers**2 * (mean_error + (DRIFT * flow) ** 2)
+    sd = np.sqrt(var_total) / goals
+    if planned is None:
+        planned = location / goals
+    expected = planned * transfers
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, (expected - gap) / sd, np.where(expected >= gap, MAX_Z, -MAX_Z))
+    z = np.where(gap <= 0, MAX_Z, z)
+    return np.clip(np.nan_to_num(z, nan=0.0), -MAX_Z, MAX_Z)
 
 
 def goal_features(

@@ -74,8 +74,10 @@ ENHANCED_FEATURE_NAMES: Final = LEGACY_FEATURE_NAMES + BEHAVIORAL_STATE_NAMES + 
 LEGACY_DIM: Final = len(LEGACY_FEATURE_NAMES)
 ENHANCED_DIM: Final = len(ENHANCED_FEATURE_NAMES)
 
+# Money only, and scale-free: the same finances in another currency unit, or with more app
+# usage, give the same features. (Income level and events per week were features once: the
+# first made the segment depend on the currency unit, the second on clicks and request timing.)
 BEHAVIOR_FEATURE_NAMES: Final = (
-    "log_weekly_income",
     "spend_to_income",
     "savings_rate",
     "discretionary_share",
@@ -85,7 +87,6 @@ BEHAVIOR_FEATURE_NAMES: Final = (
     "weekend_spending_ratio",
     "evening_spending_ratio",
     "savings_consistency",
-    "log_events_per_week",
 )
 
 assert LEGACY_DIM == 17 and len(BEHAVIORAL_STATE_NAMES) == 18
@@ -268,6 +269,11 @@ def _events_per_week(snapshot: UserSnapshot) -> float:
     return float(ev.counts[recent].sum()) / 4.0
 
 
+def events_per_week(snapshot: UserSnapshot) -> float:
+    """App events per week over the last 28 days (usage, not money: no segment feature)."""
+    return _events_per_week(snapshot)
+
+
 def engagement_score(snapshot: UserSnapshot) -> float:
     """0-100: app activity over the last 28 days (events per week, saturating at ~20/week,
     weighted up for interactions with recommendations and goals)."""
@@ -319,18 +325,13 @@ def enhanced_state(snapshot: UserSnapshot, segment_id: int | None = None) -> np.
 
 
 def behavior_features(snapshot: UserSnapshot) -> np.ndarray:
-    """Scale-free behavioral features for segmentation (BEHAVIOR_FEATURE_NAMES)."""
+    """Scale-free behavioral features of money for segmentation (BEHAVIOR_FEATURE_NAMES)."""
     behavioral, totals = _behavioral_state(snapshot)
     names = BEHAVIORAL_STATE_NAMES
     income = totals["income_12w"]
     spend = totals["spend_12w"]
-    weeks_income = max(totals["weeks_with_income"], 1.0)
-    weekly_income = (
-        income / weeks_income if income > 0 else snapshot.profile.monthly_income * 12 / 52
-    )
     return np.array(
         [
-            float(np.log1p(max(weekly_income, 0.0))),
             float(np.clip(_ratio(spend, income, 1.0), 0.0, 3.0)),
             float(np.clip(_ratio(totals["savings_12w"], income, 0.0), 0.0, 1.0)),
             _ratio(totals["discretionary_12w"], spend, 0.0),
@@ -340,6 +341,5 @@ def behavior_features(snapshot: UserSnapshot) -> np.ndarray:
             behavioral[names.index("weekend_spending_ratio")],
             behavioral[names.index("evening_spending_ratio")],
             behavioral[names.index("savings_consistency")],
-            float(np.log1p(_events_per_week(snapshot))),
         ]
     )

@@ -9,7 +9,7 @@ held-out seeds of the coaching environment for policies.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from fincoach.features.state import (
     LEGACY_FEATURE_NAMES,
 )
 from fincoach.training.datasets import behavior_matrix
+from fincoach.training.real_sources import default_real_data, real_histories, real_sources
 from fincoach.training.simulator import Population, SimConfig, simulate
 from models.registry import Manifest, ModelRegistry
 from models.segmentation import Segmenter
@@ -54,6 +55,10 @@ class TrainConfig:
     # Scoring policies online takes most of a quick run; `fincoach serve` skips it when it only
     # needs demo models (their manifests then say the evaluation was skipped).
     score_policies: bool = True
+    # Real transaction histories (CSV, see training.real_data) trained on together with the
+    # simulator: the forecaster and the goal model learn from the first REAL_TRAIN_SHARE of
+    # each history's time span; the rest is left for `fincoach evaluate --real`.
+    real_data: tuple[str, ...] = field(default_factory=lambda: default_real_data())
 
     @classmethod
     def quick_config(cls, seed: int = 42, *, score_policies: bool = True) -> TrainConfig:
@@ -106,7 +111,8 @@ def step_segmentation(
     from fincoach.training.segmentation_eval import evaluate_segmentation
 
     train_X, test_X = behavior_matrix(train), behavior_matrix(test)
-    model = Segmenter().fit(train_X)
+    # The confidence is calibrated on the training users' known types (names follow types).
+    model = Segmenter().fit(train_X, train.latent).calibrate(train_X, train.latent)
     evaluation = evaluate_segmentation(
         model, train_X, test_X, test.latent, n_bootstrap=3 if quick else 5
     )
@@ -115,58 +121,92 @@ def step_segmentation(
         model,
         metrics=flatten(evaluation),
         feature_names=list(BEHAVIOR_FEATURE_NAMES),
-        extra={"evaluation": evaluation},
+        extra={
+            "evaluation": evaluation,
+            "trained_on": {"simulator": _sim_setup(train)},
+            "evaluated_on": {"simulator": _sim_setup(test)},
+        },
     )
     return StepResult("segmentation", evaluation, {"segmentation": manifest.version}), model
 
 
-def _with_segments(population: Population, segments: np.ndarray) -> Population:
-    """The population as serving sees it: segments from the segmenter, not the latent truth."""
-    return replace(population, latent=segments)
+def _sim_setup(population: Population) -> dict[str, Any]:
+    c = population.config
+    return {"users": c.n_users, "weeks": c.n_weeks, "seed": c.seed}
 
 
 def step_forecast(
     train: Population,
     test: Population,
     registry: ModelRegistry,
-    segmenter: Segmenter,
     quick: bool,
+    real_paths: tuple[str, ...] = (),
 ) -> StepResult:
-    from fincoach.features.forecast import FEATURE_NAMES as FORECAST_FEATURES
-    from fincoach.training.forecast_eval import evaluate, make_forecaster, sim_week_of_year
-    from fincoach.training.simulator import SPEND_IDX
+    from fincoach.features.forecast_groups import FORECAST_INPUT_NAMES
+    from fincoach.training.forecast_eval import evaluate, fit_forecaster
 
-    train_seg = segmenter.predict(behavior_matrix(train))
-    test_seg = segmenter.predict(behavior_matrix(test))
-    model = make_forecaster(quick=quick).fit(
-        train.weekly[:, :, SPEND_IDX], train_seg, sim_week_of_year(train, 0)
-    )
-    evaluation = evaluate(train, _with_segments(test, test_seg), quick=quick, model=model)
+    real = real_histories(real_paths)
+    model, trained_on = fit_forecaster(train, real, quick=quick, seed=train.config.seed)
+    evaluation = evaluate(test, model)
+    settings = {
+        "half_life_weeks": model.half_life_,
+        "prior_weight_weeks": model.prior_weight_,
+        "mood_power": model.mood_power_,
+        "interval_tails": model.tails_,
+    }
     manifest = registry.save(
         "forecast",
         model,
-        metrics=flatten({k: v for k, v in evaluation.items() if k in ("model", "targets")}),
-        feature_names=list(FORECAST_FEATURES),
-        extra={"evaluation": evaluation},
+        metrics=flatten({k: evaluation[k] for k in ("model", "targets")}),
+        feature_names=list(FORECAST_INPUT_NAMES),
+        extra={
+            "evaluation": evaluation,
+            "settings": settings,
+            "trained_on": {
+                **trained_on,
+                "real": [
+                    {**source, "cutoffs": fitted["cutoffs"]}
+                    for source, fitted in zip(
+                        real_sources(real, real_paths), trained_on["real"], strict=True
+                    )
+                ],
+            },
+            "evaluated_on": {
+                "simulator": _sim_setup(test),
+                "real": "fincoach evaluate --real PATH: cut-offs after outcomes_until",
+            },
+        },
     )
     return StepResult("forecast", evaluation, {"forecast": manifest.version})
 
 
 def step_goal(
-    train: Population, test: Population, registry: ModelRegistry, quick: bool
+    train: Population,
+    test: Population,
+    registry: ModelRegistry,
+    quick: bool,
+    real_paths: tuple[str, ...] = (),
 ) -> StepResult:
     from fincoach.features.goals import GOAL_FEATURE_NAMES
     from fincoach.training.goal_eval import evaluate
     from models.goal import GoalProbabilityModel
 
+    real = real_histories(real_paths)
     model = GoalProbabilityModel()
-    evaluation = evaluate(train, test, model)
+    evaluation = evaluate(train, test, model, real=real)
     manifest = registry.save(
         "goal_probability",
         model,
         metrics=flatten({k: v for k, v in evaluation.items() if k in ("model", "logistic")}),
         feature_names=list(GOAL_FEATURE_NAMES),
-        extra={"evaluation": evaluation},
+        extra={
+            "evaluation": evaluation,
+            "trained_on": {"simulator": _sim_setup(train), "real": real_sources(real, real_paths)},
+            "evaluated_on": {
+                "simulator": _sim_setup(test),
+                "real": "fincoach evaluate --real PATH: cut-offs after outcomes_until",
+            },
+        },
     )
     return StepResult("goal_probability", evaluation, {"goal_probability": manifest.version})
 
@@ -259,10 +299,10 @@ def run(
     progress("simulating training and held-out users")
     train, test = populations(config)
 
-    # The enhanced recommender's state and the forecaster's cold start use the segment, so they
-    # are trained with the segmenter they will be served with: selecting either retrains it.
+    # The enhanced recommender's state uses the segment, so it is trained with the segmenter it
+    # will be served with: selecting it retrains the segmenter.
     segmenter: Segmenter | None = None
-    if selected & {"segmentation", "recommender", "forecast"}:
+    if selected & {"segmentation", "recommender"}:
         progress("training segmentation")
         started = time.perf_counter()
         segmentation, segmenter = step_segmentation(train, test, registry, config.quick)
@@ -272,9 +312,12 @@ def run(
     steps: list[tuple[str, Callable[[], StepResult]]] = [
         (
             "forecast",
-            lambda: step_forecast(train, test, registry, _required(segmenter), config.quick),
+            lambda: step_forecast(train, test, registry, config.quick, config.real_data),
         ),
-        ("goal_probability", lambda: step_goal(train, test, registry, config.quick)),
+        (
+            "goal_probability",
+            lambda: step_goal(train, test, registry, config.quick, config.real_data),
+        ),
         (
             "recommender",
             lambda: step_recommender(

@@ -79,6 +79,11 @@ class ModelClients:
             model=FORECAST,
         )
 
+    async def forecast_total(self, history: Any, horizon: int) -> tuple[dict[str, Any], str]:
+        return await self._call(
+            FORECASTING_DEPLOYMENT, "forecast_total", history, horizon, model=FORECAST
+        )
+
     async def goal(
         self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None
     ) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from fincoach.features.state import (
     BEHAVIORAL_STATE_NAMES,
     LEGACY_DIM,
     enhanced_state,
+    events_per_week,
     legacy_state,
     weekly_matrix,
 )
@@ -164,7 +165,7 @@ async def personality(
         "planner": b["budget_adherence_score"] * 0.5 + f["savings_consistency"] * 0.5,
         "impulsive": min(1.0, f["impulse_buying_score"]),
         "steady": b["spending_consistency"],
-        "engaged": min(1.0, float(np.expm1(f["log_events_per_week"])) / 10.0),
+        "engaged": min(1.0, events_per_week(snapshot) / 10.0),
     }
     metrics = {
         "spending_volatility": f["spending_volatility"],

@@ -12,15 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fincoach.db.queries.features import load_snapshot
 from fincoach.db.queries.goals import get_goal
-from fincoach.db.queries.segments import get_segment
 from fincoach.features.frames import UserSnapshot
+from fincoach.features.goal_inputs import goal_inputs
 from fincoach.features.goals import goal_features
+from fincoach.features.spending import SpendingHistory
 from fincoach.features.state import enhanced_state, weekly_matrix
 from fincoach.features.vocab import CATEGORY_INDEX, SPENDING_CATEGORIES
 from fincoach.observability import metrics
 from fincoach.usecases.clients import ModelCallFailed
 from fincoach.usecases.context import Context
-from models.names import FORECAST, GOAL_PROBABILITY, SEGMENTATION
+from models.names import FORECAST, GOAL_PROBABILITY
 from schemas.original import GoalAchievementProbability
 from schemas.predictions import (
     BalanceWeek,
@@ -56,17 +57,19 @@ def moving_average_forecast(history: np.ndarray, weeks: int) -> np.ndarray:
 
 
 async def forecast_or_fallback(
-    ctx: Context, history: np.ndarray, segment: int | None, weeks: int, now: datetime
-) -> tuple[np.ndarray, str | None, bool]:
-    """(quantiles (weeks, categories, 3), model version or None, fallback?)."""
+    ctx: Context, snapshot: UserSnapshot, weeks: int
+) -> tuple[np.ndarray, np.ndarray, str | None, bool]:
+    """(quantiles (weeks, categories, 3), total (weeks, 3), model version or None, fallback?).
+    The model's total comes from its joint paths; the fallback's is the sum of its bands."""
     try:
-        quantiles, version = await ctx.models.forecast(
-            history, segment, weeks, now.isocalendar().week
+        out, version = await ctx.models.forecast_total(
+            SpendingHistory.from_snapshot(snapshot), weeks
         )
-        return quantiles, version, False
+        return out["categories"], out["total"], version, False
     except ModelCallFailed:
         metrics.count_fallback(FORECAST)
-        return moving_average_forecast(history, weeks), None, True
+        quantiles = moving_average_forecast(spend_history(snapshot), weeks)
+        return quantiles, quantiles.sum(axis=1), None, True
 
 
 async def spending(
@@ -78,7 +81,7 @@ async def spending(
         "spending",
         SpendingPredictionResponse,
         lambda: _spending(ctx, session, user_id, weeks),
-        models=(FORECAST, SEGMENTATION),
+        models=(FORECAST,),
         no_cache=no_cache,
         weeks=weeks,
     )
@@ -88,16 +91,13 @@ async def _spending(
     ctx: Context, session: AsyncSession, user_id: int, weeks: int
 ) -> SpendingPredictionResponse:
     snapshot = await load_snapshot(session, user_id)
-    segment = await get_segment(session, user_id)
     now = datetime.now(UTC)
-    quantiles, version, fallback = await forecast_or_fallback(
-        ctx, spend_history(snapshot), segment.segment_id if segment else None, weeks, now
-    )
+    quantiles, totals, version, fallback = await forecast_or_fallback(ctx, snapshot, weeks)
     first = quantiles[0]
     return SpendingPredictionResponse(
         user_id=str(user_id),
         prediction_date=now,
-        total_predicted=round(float(first[:, 1].sum()), 2),
+        total_predicted=round(float(totals[0, 1]), 2),
         category_predictions={
             c: round(float(q[1]), 2) for c, q in zip(SPENDING_CATEGORIES, first, strict=True)
         },
@@ -117,13 +117,17 @@ async def _spending(
                     )
                     for c, q in zip(SPENDING_CATEGORIES, quantiles[w], strict=True)
                 ],
-                total_p50=round(float(quantiles[w, :, 1].sum()), 2),
+                total_p10=round(float(totals[w, 0]), 2),
+                total_p50=round(float(totals[w, 1]), 2),
+                total_p90=round(float(totals[w, 2]), 2),
             )
             for w in range(weeks)
         ],
         model_version=version,
         fallback=fallback,
-        method="4-week moving average (fallback)" if fallback else "quantile gradient boosting",
+        method="4-week moving average (fallback)"
+        if fallback
+        else "own history first: recurring payments as lumps, sampled weeks",
     )
 
 
@@ -148,18 +152,15 @@ async def _goal_probability(
 ) -> GoalProbabilityResponse:
     goal = await get_goal(session, user_id, goal_id)
     snapshot = await load_snapshot(session, user_id)
-    weekly = active_weeks(snapshot)
     now = datetime.now(UTC)
-    inputs: dict[str, Any] = {
-        "target_amount": float(goal.target_amount),
-        "current_amount": min(float(goal.current_amount), float(goal.target_amount)),
-        "weeks_left": max((goal.target_date - now.date()).days / 7.0, 0.0),
-        "weeks_elapsed": max((now - goal.created_at).days / 7.0, 0.0),
-        "weekly_savings": weekly[:, SAVINGS],
-        "weekly_income": weekly[:, INCOME],
-        "n_goals": max(1, sum(1 for g in snapshot.goals if g.status == "active")),
-        "monthly_income": snapshot.profile.monthly_income or None,
-    }
+    inputs: dict[str, Any] = goal_inputs(
+        snapshot,
+        target_amount=float(goal.target_amount),
+        current_amount=float(goal.current_amount),
+        target_date=goal.target_date,
+        created_at=goal.created_at,
+        now=now,
+    )
     try:
         result = await ctx.models.goal(goal_features(**inputs), inputs)
     except ModelCallFailed:
@@ -188,8 +189,7 @@ async def financial_forecast(
     prediction = await spending(ctx, session, user_id, 4)
     weeks = []
     for w, week in enumerate(prediction.weeks):
-        p50 = week.total_p50
-        p90 = sum(c.p90 for c in week.categories)
+        p50, p90 = week.total_p50, week.total_p90
         balance += income - savings - p50
         weeks.append(
             BalanceWeek(

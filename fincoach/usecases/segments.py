@@ -18,10 +18,12 @@ from fincoach.db.tables import UserSegment
 from fincoach.errors import ModelUnavailable
 from fincoach.features.frames import UserSnapshot
 from fincoach.features.state import BEHAVIOR_FEATURE_NAMES, behavior_features
+from fincoach.features.vocab import SEGMENT_NAMES
 from fincoach.observability import metrics
 from fincoach.usecases.clients import ModelCallFailed
 from fincoach.usecases.context import Context
 from models.names import SEGMENTATION
+from models.segmentation import keep_segment
 from schemas.original import SegmentInfo
 from schemas.segments import (
     PeerAverages,
@@ -44,7 +46,24 @@ async def assign(
     ModelCallFailed when the segmentation model is unavailable."""
     features = behavior_features(snapshot or await load_snapshot(session, user_id))
     assigned = await ctx.models.assign_segment(features)
+    previous = await q.get_segment(session, user_id)
+    assigned = with_hysteresis(assigned, previous.segment_id if previous else None)
     return await q.upsert_segment(session, user_id, assigned, features)
+
+
+def with_hysteresis(assigned: dict[str, Any], previous: int | None) -> dict[str, Any]:
+    """The model's answer, but the stored segment kept unless another is clearly ahead
+    (``models.segmentation.keep_segment``); confidence is that segment's posterior."""
+    probabilities = assigned.get("probabilities")
+    if not probabilities:
+        return assigned
+    segment = keep_segment(probabilities, previous)
+    return {
+        **assigned,
+        "segment_id": segment,
+        "segment_name": SEGMENT_NAMES[segment],
+        "confidence": float(probabilities[segment]),
+    }
 
 
 async def current(

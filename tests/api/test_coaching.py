@@ -213,3 +213,18 @@ async def test_without_models_answers_degrade_to_fallbacks(
         assert health["status"] == "degraded"
         strategies = (await c.get("/coaching/strategies", headers=h)).json()
         assert strategies["available"] is False
+
+
+async def test_segment_is_about_money_not_page_views(client, demo) -> None:
+    """200 extra page views, same finances: the refreshed segment and its confidence do not
+    move; nor do they between two refreshes in a row (same second or not)."""
+    h = await _login(client, 6)
+    first = (await client.post("/coaching/refresh-segment", headers=h)).json()
+    again = (await client.post("/coaching/refresh-segment", headers=h)).json()
+    views = {"events": [{"event_type": "page_view"} for _ in range(200)]}
+    r = await client.post("/events/batch", headers=h, json=views)
+    assert r.status_code == 202, r.text
+    after = (await client.post("/coaching/refresh-segment", headers=h)).json()
+    for other in (again, after):
+        assert other["segment_id"] == first["segment_id"]
+        assert other["confidence"] == pytest.approx(first["confidence"])

@@ -47,3 +47,43 @@ async def test_snapshot_read_from_the_database_matches_training(
             assert np.allclose(legacy_state(served), legacy_state(trained))
             assert np.allclose(enhanced_state(served), enhanced_state(trained))
             assert np.allclose(behavior_features(served), behavior_features(trained))
+
+
+async def test_refresh_in_the_same_second_reads_the_same_snapshot(
+    clean_engine: AsyncEngine,
+) -> None:
+    """Events of the cut-off's own second are left out whatever the sub-second cut-off: two
+    refreshes in the same second get the same features (they once lost a whole event type)."""
+    from sqlalchemy import insert
+
+    from fincoach.db.tables import BehavioralEvent
+
+    population = simulate(SimConfig(n_users=1, n_weeks=12, seed=6))
+    await load_population(clean_engine, population, hashed_password="x")
+    second = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
+    sessions = make_sessionmaker(clean_engine)
+    async with sessions() as session:
+        user_id = (await session.execute(select(User.id))).scalar_one()
+        rows = [
+            {
+                "user_id": user_id,
+                "event_id": f"same-second-{i}",
+                "event_type": "page_view",
+                "event_data": {},
+                "timestamp": t,
+            }
+            for i, t in enumerate(
+                (
+                    second - np.timedelta64(3, "D").astype(object),
+                    second.replace(microsecond=100_000),  # the cut-off's own second
+                )
+            )
+        ]
+        await session.execute(insert(BehavioralEvent), rows)
+        await session.commit()
+        early = await load_snapshot(session, user_id, as_of=second.replace(microsecond=50_000))
+        late = await load_snapshot(session, user_id, as_of=second.replace(microsecond=900_000))
+    assert early.as_of == late.as_of
+    assert early.events.counts.tolist() == late.events.counts.tolist() == [1]
+    assert np.array_equal(behavior_features(early), behavior_features(late))
+    assert np.array_equal(enhanced_state(early), enhanced_state(late))

@@ -1,260 +1,233 @@
-"""Tests for the spending forecaster: features, the fit/predict contract, cold start, input
-validation, persistence, the evaluation's metrics and one small hold-out quality check."""
+"""The spending forecaster: its input, recurring payments, the fit/predict contract, scale
+equivariance, the total from the joint paths, the peers and metrics, and a hold-out check on
+simulated users (better than every peer) and on the cold start."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import joblib
 import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from fincoach.features.forecast import (
-    FEATURE_NAMES,
-    N_CATEGORIES,
-    N_FEATURES,
-    forecast_features,
-    shrunk_level,
-)
-from fincoach.training.forecast_eval import evaluate, peer_forecasts, point_metrics
-from fincoach.training.simulator import SPEND_IDX, Population, SimConfig, simulate
+from fincoach.features.frames import TransactionFrame
+from fincoach.features.recurring import find_recurring
+from fincoach.features.spending import N_SPENDING, SpendingHistory, payee_key
+from fincoach.features.state import weekly_matrix
+from fincoach.features.vocab import CATEGORIES, SPENDING_CATEGORIES
+from fincoach.training.forecast_data import simulator_cutoffs
+from fincoach.training.forecast_eval import evaluate
+from fincoach.training.forecast_metrics import ForecastScorer, history_scale, peer_forecasts
+from fincoach.training.simulator import Population, SimConfig, simulate
 from models.forecast import SpendingForecaster
-from models.registry import ModelRegistry
 
-FIRST_WEEK = 2  # ISO week of SimConfig's default start, 2025-01-06
-N_SEG = 5
+BILLS = SPENDING_CATEGORIES.index("bills")
+GROCERIES = SPENDING_CATEGORIES.index("groceries")
+END = np.datetime64("2024-06-10T00:00:00")  # a Monday
 
 
-def tiny_forecaster(random_state: int = 0) -> SpendingForecaster:
-    return SpendingForecaster(max_iter=8, origins_per_user=3, random_state=random_state)
+def _frame(rows: list[tuple[str, float, str, str | None]]) -> TransactionFrame:
+    """(ISO time, amount, category, merchant) rows."""
+    return TransactionFrame.from_rows(
+        (np.datetime64(t, "s").astype(object), a, c, m) for t, a, c, m in rows
+    )
+
+
+def household(weeks: int = 40, rent: float = 900.0) -> TransactionFrame:
+    """Rent on the 1st of each month, groceries every Saturday, a streaming subscription on the
+    15th; ``weeks`` weeks before END."""
+    rows: list[tuple[str, float, str, str | None]] = []
+    start = (END - np.timedelta64(weeks * 7, "D")).astype("datetime64[D]")
+    rng = np.random.default_rng(0)
+    for d in range(weeks * 7):
+        day = start + np.timedelta64(d, "D")
+        dom = int((day - day.astype("datetime64[M]")).astype(int)) + 1
+        if dom == 1:
+            rows.append((f"{day}T09:00:00", rent, "bills", "Landlord Ltd"))
+        if dom == 15:
+            rows.append((f"{day}T09:00:00", 9.99, "entertainment", "StreamFlix 0042"))
+        if (day.astype(int) - 2) % 7 == 0:  # Saturdays
+            rows.append((f"{day}T11:00:00", float(rng.uniform(20, 100)), "groceries", "FreshMart"))
+    return _frame(rows)
 
 
 @pytest.fixture(scope="module")
 def population() -> Population:
-    return simulate(SimConfig(n_users=60, n_weeks=20, seed=3, future_weeks=4))
+    return simulate(SimConfig(n_users=120, n_weeks=40, seed=3, future_weeks=4))
 
 
 @pytest.fixture(scope="module")
-def histories(population: Population) -> np.ndarray:
-    return population.weekly[:, :, SPEND_IDX]
+def model(population: Population) -> SpendingForecaster:
+    histories, futures = simulator_cutoffs(population, origins_per_user=2, horizon=4, seed=0)
+    return SpendingForecaster(
+        n_paths=400, half_lives=(13.0, 26.0), prior_weights=(1.0, 3.0), search_paths=100
+    ).fit(histories, futures)
 
 
-@pytest.fixture(scope="module")
-def fitted(population: Population, histories: np.ndarray) -> SpendingForecaster:
-    return tiny_forecaster().fit(histories, population.latent, FIRST_WEEK)
+# --- input ------------------------------------------------------------------------------------
 
 
-# ---------------------------------------------------------------------------------------------
-# Features
+def test_spending_history_weeks_match_the_snapshot_weekly_matrix() -> None:
+    frame = household(10)
+    history = SpendingHistory.from_frame(frame, END)
+    from fincoach.features.frames import UserSnapshot
+
+    expected = weekly_matrix(UserSnapshot(as_of=END, transactions=frame), history.n_weeks)
+    spend = [CATEGORIES.index(c) for c in SPENDING_CATEGORIES]
+    np.testing.assert_allclose(history.weekly(), expected[:, spend])
+    assert history.n_weeks == 10
 
 
-def test_features_names_match_columns_and_rows(histories: np.ndarray) -> None:
-    prior = np.full((histories.shape[0], N_CATEGORIES), 50.0)
-    feats = forecast_features(
-        histories, week_of_year=10, segments=np.zeros(60, int), horizon=3, prior_level=prior
+def test_spending_history_keeps_only_the_last_weeks_and_spending() -> None:
+    frame = household(60)
+    history = SpendingHistory.from_frame(frame, END, max_weeks=52)
+    assert history.n_weeks == 52
+    assert (history.at < END).all() and (history.at > END - np.timedelta64(364, "D")).all()
+    empty = SpendingHistory.from_frame(frame, END - np.timedelta64(61 * 7, "D"))
+    assert empty.n_weeks == 0 and len(empty) == 0
+
+
+def test_payee_key_drops_card_numbers_and_references() -> None:
+    assert payee_key("UBER   *TRIP 1234") == payee_key("UBER *TRIP") == "UBER TRIP"
+    assert payee_key(None) == ""
+
+
+# --- recurring payments -----------------------------------------------------------------------
+
+
+def test_recurring_payments_are_found_with_amount_and_day_of_month() -> None:
+    found = {r.payee: r for r in find_recurring(SpendingHistory.from_frame(household(), END))}
+    rent = found["LANDLORD LTD"]
+    assert rent.period == "monthly" and rent.day_of_month == 1 and rent.amount == 900.0
+    assert found["STREAMFLIX"].day_of_month == 15
+    # Groceries vary in amount: a habit, not a fixed payment.
+    assert "FRESHMART" not in found
+    due = rent.due_dates(np.datetime64("2024-06-10"), np.datetime64("2024-07-15"))
+    assert due.tolist() == [date(2024, 7, 1)]
+
+
+def test_a_payment_that_stopped_is_not_recurring() -> None:
+    frame = household(40)
+    keep = ~((frame.merchant == "Landlord Ltd") & (frame.occurred_at > END - 70 * 86400))
+    stopped = TransactionFrame(
+        frame.occurred_at[keep], frame.amount[keep], frame.category[keep], frame.merchant[keep]
     )
-    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == N_FEATURES
-    assert feats.X.shape == (60 * 3 * N_CATEGORIES, N_FEATURES)
-    assert feats.level.shape == (60, N_CATEGORIES) and (feats.level > 0).all()
+    payees = {r.payee for r in find_recurring(SpendingHistory.from_frame(stopped, END))}
+    assert "LANDLORD LTD" not in payees and "STREAMFLIX" in payees
 
 
-def test_features_are_scale_free(histories: np.ndarray) -> None:
-    prior = np.full((histories.shape[0], N_CATEGORIES), 50.0)
-    kwargs: dict[str, Any] = {"week_of_year": 30, "segments": np.arange(60) % N_SEG, "horizon": 4}
-    a = forecast_features(histories, prior_level=prior, **kwargs)
-    b = forecast_features(histories * 10, prior_level=prior * 10, **kwargs)
-    absolute = [FEATURE_NAMES.index("log_level"), FEATURE_NAMES.index("log_total_level")]
-    relative = np.setdiff1d(np.arange(N_FEATURES), absolute)
-    np.testing.assert_allclose(a.X[:, relative], b.X[:, relative], rtol=1e-9)
-    np.testing.assert_allclose(b.level, a.level * 10)
+def test_rent_is_forecast_as_a_lump_in_the_week_it_falls_in(model: SpendingForecaster) -> None:
+    out = model.forecast(SpendingHistory.from_frame(household(), END), 4)
+    bills = out.categories[:, BILLS, 1]
+    # END is Monday 10 June: 1 July falls in the 4th week (1 - 8 July), the others have none.
+    assert bills[3] == pytest.approx(900.0, rel=0.05)
+    assert bills[:3].max() < 90.0
+    # The total's median is in the rent week well above the sum-of-medians of the others.
+    assert out.total[3, 1] > 900.0 and out.total[0, 1] < 200.0
 
 
-def test_features_without_history_fall_back_to_the_prior() -> None:
-    prior = np.array([[10.0, 20, 30, 40, 50, 60, 70, 80, 90]])
-    feats = forecast_features(
-        np.zeros((1, 0, N_CATEGORIES)),
-        week_of_year=1,
-        segments=np.array([-1]),
-        horizon=1,
-        prior_level=prior,
-    )
-    np.testing.assert_allclose(feats.level, prior)
-    assert np.isfinite(feats.X[:, FEATURE_NAMES.index("log_level")]).all()
-    # A year of zeros still gives a positive level, so ratios stay finite.
-    assert (shrunk_level(np.zeros((1, 52, N_CATEGORIES)), prior) >= 1.0).all()
+# --- contract ---------------------------------------------------------------------------------
 
 
-# ---------------------------------------------------------------------------------------------
-# Fit / predict contract
-
-
-@pytest.mark.parametrize("horizon", [1, 2, 3, 4])
-def test_forecaster_predict_is_ordered_nonnegative_and_finite(
-    fitted: SpendingForecaster, histories: np.ndarray, horizon: int
-) -> None:
-    out = fitted.predict(histories[0], 1, horizon, 22)
-    assert out.shape == (horizon, N_CATEGORIES, 3)
-    assert np.isfinite(out).all() and (out >= 0).all()
-    assert (out[..., 0] <= out[..., 1]).all() and (out[..., 1] <= out[..., 2]).all()
-
-
-def test_forecaster_predict_many_matches_predict(
-    fitted: SpendingForecaster, population: Population, histories: np.ndarray
-) -> None:
-    many = fitted.predict_many(histories[:5], population.latent[:5], 4, 22)
-    assert many.shape == (5, 4, N_CATEGORIES, 3)
-    for i in range(5):
-        one = fitted.predict(histories[i], int(population.latent[i]), 4, 22)
-        np.testing.assert_allclose(many[i], one)
-
-
-def test_forecaster_same_seed_same_forecast(
-    population: Population, histories: np.ndarray, fitted: SpendingForecaster
-) -> None:
-    again = tiny_forecaster().fit(histories, population.latent, FIRST_WEEK)
-    np.testing.assert_array_equal(
-        again.predict_many(histories, population.latent, 4, 22),
-        fitted.predict_many(histories, population.latent, 4, 22),
-    )
-
-
-@pytest.mark.parametrize("weeks", [0, 1, 2])
-@pytest.mark.parametrize("segment", [0, 3, 4, None])
-def test_forecaster_cold_start_is_finite(
-    fitted: SpendingForecaster, histories: np.ndarray, weeks: int, segment: int | None
-) -> None:
-    out = fitted.predict(histories[0, histories.shape[1] - weeks :], segment, 4, 22)
-    assert out.shape == (4, N_CATEGORIES, 3)
-    assert np.isfinite(out).all() and (out >= 0).all()
-    assert (np.diff(out, axis=-1) >= 0).all()
-    assert out[..., 2].sum() > 0
-
-
-def test_forecaster_cold_start_borrows_from_segment_profile(fitted: SpendingForecaster) -> None:
-    assert fitted.profile_.shape == (N_SEG + 1, N_CATEGORIES)
-    empty = np.zeros((0, N_CATEGORIES))
-    high, budget = (fitted.predict(empty, s, 1, 22)[..., 1].sum() for s in (4, 3))
-    # High spenders spend several times what budget-conscious users do (simulator profiles).
-    assert high > 2 * budget
-    # Two weeks of a user spending 5x their segment's profile move the forecast up.
-    profile = fitted.profile_[3]
-    low_user = fitted.predict(np.tile(profile, (2, 1)), 3, 1, 22)[..., 1].sum()
-    big_user = fitted.predict(np.tile(5 * profile, (2, 1)), 3, 1, 22)[..., 1].sum()
-    assert big_user > 2 * low_user
-
-
-# ---------------------------------------------------------------------------------------------
-# Refusals
-
-
-def test_forecaster_predict_before_fit_raises(histories: np.ndarray) -> None:
+def test_unfitted_model_refuses_to_predict() -> None:
     with pytest.raises(NotFittedError):
-        SpendingForecaster().predict(histories[0], 0, 1, 1)
+        SpendingForecaster().forecast(SpendingHistory.empty(END), 1)
 
 
-@pytest.mark.parametrize(
-    ("history", "match"),
-    [
-        (np.ones((5, N_CATEGORIES - 1)), "shape"),
-        (np.ones(N_CATEGORIES), "shape"),
-        (np.full((5, N_CATEGORIES), np.nan), "NaN or inf"),
-        (np.full((5, N_CATEGORIES), np.inf), "NaN or inf"),
-        (-np.ones((5, N_CATEGORIES)), "negative"),
-    ],
-)
-def test_forecaster_refuses_malformed_history(
-    fitted: SpendingForecaster, history: np.ndarray, match: str
+def test_forecast_shapes_order_and_fallback_for_an_empty_history(
+    model: SpendingForecaster,
 ) -> None:
-    with pytest.raises(ValueError, match=match):
-        fitted.predict(history, 0, 1, 1)
+    out = model.forecast(SpendingHistory.from_frame(household(), END), 4)
+    assert out.categories.shape == (4, N_SPENDING, 3) and out.total.shape == (4, 3)
+    assert (np.diff(out.categories, axis=2) >= 0).all() and (np.diff(out.total, axis=1) >= 0).all()
+    empty = model.forecast(SpendingHistory.empty(END), 2)
+    assert np.isfinite(empty.categories).all() and empty.total[0, 1] > 0
+    weekly = model.predict(np.ones((3, N_SPENDING)), None, 2)
+    assert weekly.shape == (2, N_SPENDING, 3)
+    with pytest.raises(ValueError, match="horizon"):
+        model.forecast(SpendingHistory.empty(END), 5)
 
 
-@pytest.mark.parametrize(
-    ("segment", "horizon", "week", "match"),
-    [
-        (0, 0, 1, "horizon"),
-        (0, 5, 1, "horizon"),
-        (0, 2.0, 1, "horizon"),
-        (0, True, 1, "horizon"),
-        (0, 1, 0, "week_of_year"),
-        (0, 1, 54, "week_of_year"),
-        (5, 1, 1, "segment"),
-        ("a", 1, 1, "segment"),
-    ],
-)
-def test_forecaster_refuses_bad_arguments(
-    fitted: SpendingForecaster, segment: object, horizon: object, week: object, match: str
+def test_forecast_is_deterministic_and_survives_joblib(
+    model: SpendingForecaster, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match=match):
-        fitted.predict(np.ones((5, N_CATEGORIES)), segment, horizon, week)  # type: ignore[arg-type]
+    history = SpendingHistory.from_frame(household(), END)
+    first = model.forecast(history, 3)
+    joblib.dump(model, tmp_path / "m.joblib")
+    again = joblib.load(tmp_path / "m.joblib").forecast(history, 3)
+    np.testing.assert_array_equal(first.categories, again.categories)
+    np.testing.assert_array_equal(first.total, again.total)
 
 
-def test_forecaster_fit_refuses_bad_training_data(histories: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="at least 5 weeks"):
-        tiny_forecaster().fit(histories[:, :4], np.zeros(60, int), FIRST_WEEK)
-    with pytest.raises(ValueError, match="segment ids"):
-        tiny_forecaster().fit(histories, np.zeros(59, int), FIRST_WEEK)
-    with pytest.raises(ValueError, match="negative"):
-        tiny_forecaster().fit(-histories, np.zeros(60, int), FIRST_WEEK)
-    with pytest.raises(ValueError, match="segment_dropout"):
-        SpendingForecaster(segment_dropout=1.5).fit(histories, np.zeros(60, int), FIRST_WEEK)
+@pytest.mark.parametrize("factor", [1 / 90, 90.0])
+def test_forecasts_are_scale_equivariant(model: SpendingForecaster, factor: float) -> None:
+    for history in (
+        SpendingHistory.from_frame(household(), END),
+        SpendingHistory.from_frame(household(2), END),  # cold start
+    ):
+        base = model.forecast(history, 4)
+        scaled = model.forecast(history.scaled(factor), 4)
+        np.testing.assert_allclose(scaled.categories, base.categories * factor, rtol=1e-9)
+        np.testing.assert_allclose(scaled.total, base.total * factor, rtol=1e-9)
 
 
-# ---------------------------------------------------------------------------------------------
-# Persistence
-
-
-def test_forecaster_joblib_round_trip(
-    fitted: SpendingForecaster, histories: np.ndarray, tmp_path: Path
+def test_the_total_comes_from_the_paths_not_the_sum_of_medians(
+    model: SpendingForecaster, population: Population
 ) -> None:
-    path = tmp_path / "forecaster.joblib"
-    joblib.dump(fitted, path)
-    loaded = joblib.load(path)
-    np.testing.assert_array_equal(
-        loaded.predict_many(histories, None, 4, 22), fitted.predict_many(histories, None, 4, 22)
+    """Lumpy spending: the sum of category medians runs under the median total."""
+    history = SpendingHistory.from_frame(household(), END)
+    out = model.forecast(history, 4)
+    assert out.total[3, 1] >= out.categories[3, :, 1].sum() - 1e-9
+    assert not np.allclose(out.total[:, 1], out.categories[:, :, 1].sum(axis=1))
+
+
+# --- metrics, peers and quality ---------------------------------------------------------------
+
+
+def test_peers_and_metrics_on_hand_made_numbers() -> None:
+    weekly = np.zeros((60, N_SPENDING))
+    weekly[:, GROCERIES] = np.arange(60)
+    peers = peer_forecasts(weekly, 2)
+    assert peers["last_week"][0][0, GROCERIES, 1] == 59
+    assert peers["mean_4"][0][0, GROCERIES, 1] == pytest.approx(57.5)
+    assert peers["seasonal_naive"][0][1, GROCERIES, 1] == 9  # 52 weeks before the 2nd step
+    assert peers["empirical_12"][0][0, GROCERIES].tolist() == pytest.approx(
+        np.quantile(np.arange(48, 60), [0.1, 0.5, 0.9]).tolist()
     )
-    registry = ModelRegistry(tmp_path / "artifacts")
-    registry.save("forecast", fitted, metrics={"mase": 0.8}, feature_names=list(FEATURE_NAMES))
-    from_registry, manifest = registry.load("forecast")
-    assert manifest.n_features == N_FEATURES
-    np.testing.assert_array_equal(
-        from_registry.predict(histories[0], 2, 3, 22), fitted.predict(histories[0], 2, 3, 22)
+    scorer = ForecastScorer()
+    actual = np.zeros((2, N_SPENDING))
+    actual[:, GROCERIES] = [60, 62]
+    scale = history_scale(weekly)
+    assert scale[GROCERIES] == 1.0
+    scorer.add("last_week", *peers["last_week"], actual, scale)
+    report = scorer.report()["last_week"]
+    assert report["mase"] == pytest.approx((1 + 3) / 2)
+    assert report["pinball_50"] == pytest.approx(0.5 * 4 / (2 * N_SPENDING))
+    assert report["total_bias"] == pytest.approx((118 - 122) / 122)
+
+
+@pytest.mark.slow
+def test_model_beats_every_peer_on_held_out_simulated_users(
+    model: SpendingForecaster,
+) -> None:
+    test = simulate(SimConfig(n_users=150, n_weeks=40, seed=4, future_weeks=4))
+    report = evaluate(test, model)
+    best = min(report[p]["mase"] for p in ("last_week", "mean_4", "mean_52", "empirical_12"))
+    assert report["model"]["mase"] < best
+    assert report["model"]["pinball_50"] < min(
+        report[p]["pinball_50"] for p in ("last_week", "mean_4", "mean_52", "empirical_12")
     )
+    # Cold start (2 weeks): no worse than the mean of the user's own weeks.
+    cold = report["cold_start"]
+    assert cold["model"]["mase"] <= cold["mean_of_own_weeks"]["mase"]
+    assert 0.65 <= report["model"]["coverage_80"] <= 0.95
 
 
-# ---------------------------------------------------------------------------------------------
-# Evaluation
-
-
-def test_point_metrics_define_empty_weeks_and_skip_flat_series() -> None:
-    actual = np.array([[[0.0, 10.0]]])  # one user, one step, two categories
-    forecast = np.array([[[0.0, 5.0]]])
-    scale = np.array([[0.0, 5.0]])  # the first series never changed: no MASE for it
-    m = point_metrics(forecast, actual, scale)
-    assert m["smape"] == pytest.approx((0.0 + 2 * 5 / 15) / 2)  # 0/0 counts as 0
-    assert m["mase"] == pytest.approx(1.0) and m["n_series_zero_scale"] == 1
-    assert m["wape"] == pytest.approx(0.5) and m["mape_total"] == pytest.approx(0.5)
-
-
-def test_seasonal_naive_falls_back_and_says_so() -> None:
-    history = np.arange(60 * N_CATEGORIES, dtype=float).reshape(1, 60, N_CATEGORIES)
-    peers = peer_forecasts(history, 2)
-    seasonal, note = peers["seasonal_naive"]
-    np.testing.assert_array_equal(seasonal[0], history[0, 8:10])  # weeks 60, 61 minus 52
-    short, short_note = peer_forecasts(history[:, :10], 2)["seasonal_naive"]
-    assert "fell back to naive" in short_note and "52 weeks" in note
-    np.testing.assert_array_equal(short, np.repeat(history[:, 9:10], 2, axis=1))
-
-
-def test_forecaster_beats_the_best_peer_on_held_out_users() -> None:
-    train = simulate(SimConfig(n_users=300, n_weeks=60, seed=1, future_weeks=4))
-    test = simulate(SimConfig(n_users=200, n_weeks=60, seed=2, future_weeks=4))
-    report = evaluate(train, test, horizon=4, quick=True)
-    targets = report["targets"]
-    assert targets["mase_gain_vs_best_peer"] >= 0.10, targets
-    assert abs(report["model"]["coverage_80"] - 0.80) <= 0.05, targets
-    assert report["cold_start"]["model"]["mase"] < min(
-        report["cold_start"][p]["mase"] for p in ("naive", "moving_average_4")
-    )
+def test_simulator_cutoffs_pair_histories_with_what_followed(population: Population) -> None:
+    histories, futures = simulator_cutoffs(population, origins_per_user=1, horizon=4, seed=1)
+    assert len(histories) == futures.shape[0] and futures.shape[1:] == (4, N_SPENDING)
+    short = [h for h in histories if h.n_weeks <= 3]
+    assert 0 < len(short) < len(histories)
+    assert date(2025, 1, 6) + timedelta(weeks=1) <= histories[0].end.astype(object).date()

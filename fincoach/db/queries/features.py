@@ -79,7 +79,11 @@ def _seconds(values: list[Any]) -> np.ndarray:
 async def load_snapshot(
     session: AsyncSession, user_id: int, *, as_of: datetime | None = None
 ) -> UserSnapshot:
-    as_of = as_of or datetime.now(UTC)
+    # Whole seconds, for the queries as for the snapshot: rows of the cut-off's own second are
+    # left out of both. (The snapshot truncates timestamps to seconds; with a finer cut-off in
+    # the queries, a type whose latest event fell in that second lost all its events, so a
+    # refresh in the same second as the previous request changed the features.)
+    as_of = (as_of or datetime.now(UTC)).replace(microsecond=0)
     window_start = as_of - timedelta(weeks=HISTORY_WEEKS)
     older: ColumnElement[Any] = (
         select(func.coalesce(func.sum(SIGNED), 0.0))
