@@ -11,6 +11,7 @@ from alembic.config import Config
 from sqlalchemy import inspect
 
 from fincoach.db.engine import make_engine
+from fincoach.db.feature_store import missing_triggers
 from fincoach.db.tables import REQUIRED_INDEXES, Base
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -40,14 +41,21 @@ class SchemaReport:
     head: str
     missing_tables: list[str] = field(default_factory=list)
     missing_indexes: list[str] = field(default_factory=list)
+    missing_triggers: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.missing_tables and not self.missing_indexes and self.revision == self.head
+        return (
+            not self.missing_tables
+            and not self.missing_indexes
+            and not self.missing_triggers
+            and self.revision == self.head
+        )
 
 
 async def check_schema(database_url: str) -> SchemaReport:
-    """Compare the live database with the tables and the seven named indexes of the design."""
+    """Compare the live database with the tables, the seven named indexes of the design and the
+    feature store's triggers."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head() or ""
@@ -72,11 +80,13 @@ async def check_schema(database_url: str) -> SchemaReport:
                 return tables, indexes, revision
 
             tables, indexes, revision = await conn.run_sync(inspect_sync)
+            triggers = await missing_triggers(conn) if revision is not None else []
     finally:
         await engine.dispose()
     report = SchemaReport(revision=revision, head=head)
     report.missing_tables = sorted(set(Base.metadata.tables) - tables)
     report.missing_indexes = sorted(set(REQUIRED_INDEXES) - indexes)
+    report.missing_triggers = triggers
     return report
 
 

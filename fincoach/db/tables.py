@@ -285,6 +285,55 @@ class BehavioralEvent(TimestampMixin, Base):
     timestamp: Mapped[datetime]
 
 
+# The online feature store: per-user aggregates that database triggers keep current in the
+# same transaction as every write to transactions and behavioral_events (whoever writes: the
+# API, the demo loader, a migration), so that a snapshot reads a bounded number of rows
+# whatever the length of the history. ``fincoach db backfill-features`` rebuilds them.
+# The triggers are in the migration ``2026-11-28_feature_store``; a table rebuilt by a later
+# SQLite batch migration loses its triggers, which ``fincoach db verify`` reports.
+AggregateMoney = Numeric(18, 2, asdecimal=False)
+
+
+class LedgerDay(Base):
+    """Transactions per user, UTC day, category and direction: their sum and count."""
+
+    __tablename__ = "ledger_days"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    transaction_type: Mapped[str] = mapped_column(String(6), primary_key=True)
+    amount: Mapped[float] = mapped_column(AggregateMoney)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class LedgerTotal(Base):
+    """Every transaction of the user, signed (credits in, debits out), summed."""
+
+    __tablename__ = "ledger_totals"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    signed_total: Mapped[float] = mapped_column(AggregateMoney)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class EventDay(Base):
+    """App events per user, UTC day and type."""
+
+    __tablename__ = "event_days"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
 class UserSegment(Base):
     __tablename__ = "user_segments"
     __table_args__ = (

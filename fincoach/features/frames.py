@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
-from fincoach.features.vocab import CATEGORY_INDEX, EVENT_TYPES
+from fincoach.features.vocab import CATEGORIES, CATEGORY_INDEX, EVENT_TYPES
 
 CATEGORY_CODES = CATEGORY_INDEX
 EVENT_CODES = {e: i for i, e in enumerate(EVENT_TYPES)}
@@ -84,9 +84,10 @@ class TransactionFrame:
 class EventFrame:
     """One user's behavioral events (timestamps and type codes).
 
-    A row may stand for several events: ``count`` (None: one each). Serving reads the last 28
-    days grouped by type, one row per type stamped with its latest event, because the features
-    only count events per type in that window and a heavy user has thousands of them."""
+    A row may stand for several events: ``count`` (None: one each). Serving reads the feature
+    window's counts per type from the per-day aggregates (one row per type, stamped with the
+    window's first day) and today's events grouped by type, because the features only count
+    events per type in that window and a heavy user has thousands of them."""
 
     timestamp: np.ndarray  # datetime64[s]
     event_type: np.ndarray  # int, index into EVENT_TYPES
@@ -129,12 +130,24 @@ class Profile:
     monthly_budget: float | None = None
 
 
+def _no_weeks() -> np.ndarray:
+    return np.zeros((0, len(CATEGORIES)))
+
+
 @dataclass(frozen=True)
 class UserSnapshot:
-    """Everything the features know about a user at ``as_of`` (exclusive)."""
+    """Everything the features know about a user at ``as_of`` (exclusive).
+
+    ``transactions`` holds every row before ``as_of`` (training), or (serving) only the rows of
+    the last ``raw_weeks`` weekly windows, the older windows then summed per category in
+    ``older_weeks`` (row 0: the window just before the raw rows) and the rows before all of
+    them folded into ``profile.opening_balance``. The windows are whole UTC days
+    (``features.state.day_end``), which is what lets serving sum them from daily aggregates."""
 
     as_of: np.datetime64
     transactions: TransactionFrame = field(default_factory=TransactionFrame.empty)
+    raw_weeks: int | None = None
+    older_weeks: np.ndarray = field(default_factory=_no_weeks)
     events: EventFrame = field(default_factory=EventFrame.empty)
     profile: Profile = field(default_factory=Profile)
     goals: Sequence[GoalRow] = ()

@@ -129,7 +129,13 @@ class SpendingHistory:
 
     @classmethod
     def from_snapshot(cls, snapshot: UserSnapshot) -> SpendingHistory:
-        """What the served forecaster reads for this user (the API's snapshot)."""
+        """What the served forecaster reads for this user (the API's snapshot, which must hold
+        the rows of the whole history window)."""
+        if snapshot.raw_weeks is not None and snapshot.raw_weeks < HISTORY_WEEKS:
+            raise ValueError(
+                f"the forecaster reads {HISTORY_WEEKS} weeks of rows; "
+                f"the snapshot holds {snapshot.raw_weeks}"
+            )
         return cls.from_frame(snapshot.transactions, snapshot.as_of)
 
     @classmethod

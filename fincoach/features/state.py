@@ -3,7 +3,10 @@ segmentation, all computed from a ``UserSnapshot``.
 
 Every function returns finite numbers for every input, including a brand-new user with no rows:
 ratios with an empty denominator fall back to a neutral value documented beside them.
-Windows end at ``snapshot.as_of`` (exclusive): "last week" is the 7 days before it.
+Windows are whole UTC days and end with the day of ``snapshot.as_of`` (rows before ``as_of``
+only): "last week" is today so far and the 6 days before it. At midnight (the training
+cut-offs) that is exactly the 7 days before ``as_of``; serving sums older windows from daily
+aggregates, which a window starting mid-day could not use.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ ESSENTIAL_IDX: Final = np.array([CAT["groceries"], CAT["bills"]])
 INCOME, SAVINGS = CAT["income"], CAT["savings"]
 TREND_WEEKS = 12  # how far back volatility and consistency look
 RECENT_WEEKS = 4  # the "recent" window of ratios
+EVENT_DAYS = 28  # app usage looks at the last 4 weeks
 
 LEGACY_FEATURE_NAMES: Final = (
     "current_balance",
@@ -96,29 +100,51 @@ def _ratio(num: float, den: float, default: float = 0.0) -> float:
     return float(num / den) if den > 1e-9 else default
 
 
+def day_end(as_of: np.datetime64) -> np.datetime64:
+    """The end of the last day with time before ``as_of``: ``as_of`` itself at midnight, else
+    the next midnight. Feature windows count whole days back from it."""
+    last_day = (as_of.astype("datetime64[s]") - np.timedelta64(1, "s")).astype("datetime64[D]")
+    return (last_day + 1).astype("datetime64[s]")
+
+
 def weekly_matrix(snapshot: UserSnapshot, n_weeks: int) -> np.ndarray:
-    """(n_weeks, len(CATEGORIES)) sums per 7-day window, oldest first, the last window ending at
-    ``as_of``."""
-    tx = snapshot.transactions
+    """(n_weeks, len(CATEGORIES)) sums per window of 7 whole days, oldest first, the last one
+    ending with the day of ``as_of`` (its rows before ``as_of``)."""
     out = np.zeros((n_weeks, len(CATEGORIES)))
-    if len(tx) == 0 or n_weeks <= 0:
+    if n_weeks <= 0:
         return out
-    # Weeks before as_of (> 0 for past rows), from seconds: exact for datetime64[s].
-    age = (snapshot.as_of - tx.occurred_at).astype("timedelta64[s]").astype(float) / (7 * 86400)
-    back = np.floor(age).astype(int)
-    keep = (age > 0) & (back < n_weeks)
-    np.add.at(out, (n_weeks - 1 - back[keep], tx.category[keep]), tx.amount[keep])
+    raw = n_weeks if snapshot.raw_weeks is None else min(n_weeks, snapshot.raw_weeks)
+    older = n_weeks - raw
+    if older > len(snapshot.older_weeks):
+        raise ValueError(
+            f"{n_weeks} weekly windows asked of a snapshot holding "
+            f"{raw + len(snapshot.older_weeks)}"
+        )
+    if older:
+        out[:older] = snapshot.older_weeks[:older][::-1]
+    tx = snapshot.transactions
+    if len(tx):
+        # Whole windows back from the day's end, from seconds (exact for datetime64[s]): a row
+        # at a window's first second (midnight) is in it, as its day is.
+        age = (day_end(snapshot.as_of) - tx.occurred_at).astype("timedelta64[s]").astype(int)
+        back = (age - 1) // (7 * 86400)
+        keep = (tx.occurred_at < snapshot.as_of) & (back < raw)
+        np.add.at(out, (n_weeks - 1 - back[keep], tx.category[keep]), tx.amount[keep])
     return out
 
 
 def _window(snapshot: UserSnapshot, days: int) -> np.ndarray:
+    """The rows of the last ``days`` whole days (today's before ``as_of``)."""
+    if snapshot.raw_weeks is not None and days > 7 * snapshot.raw_weeks:
+        raise ValueError(f"a {days}-day window asked of {snapshot.raw_weeks} weeks of rows")
     tx = snapshot.transactions
-    start = snapshot.as_of - days * DAY
+    start = day_end(snapshot.as_of) - days * DAY
     return (tx.occurred_at >= start) & (tx.occurred_at < snapshot.as_of)
 
 
 def _balance(snapshot: UserSnapshot, weekly: np.ndarray) -> tuple[float, np.ndarray]:
-    """Current balance, and the balance at the end of each of the weekly windows."""
+    """Current balance, and the balance at the end of each of the weekly windows. (The rows
+    older than the snapshot's are in the opening balance.)"""
     tx = snapshot.transactions
     known = tx.occurred_at < snapshot.as_of
     sign = np.where(tx.category == INCOME, 1.0, -1.0)
@@ -262,11 +288,15 @@ def _behavioral_state(snapshot: UserSnapshot) -> tuple[np.ndarray, dict[str, flo
     return values, extras
 
 
-def _events_per_week(snapshot: UserSnapshot) -> float:
+def _recent_events(snapshot: UserSnapshot) -> np.ndarray:
+    """The events of the last 28 whole days (today's before ``as_of``)."""
     ev = snapshot.events
-    start = snapshot.as_of - 28 * DAY
-    recent = (ev.timestamp >= start) & (ev.timestamp < snapshot.as_of)
-    return float(ev.counts[recent].sum()) / 4.0
+    start = day_end(snapshot.as_of) - EVENT_DAYS * DAY
+    return (ev.timestamp >= start) & (ev.timestamp < snapshot.as_of)
+
+
+def _events_per_week(snapshot: UserSnapshot) -> float:
+    return float(snapshot.events.counts[_recent_events(snapshot)].sum()) / 4.0
 
 
 def events_per_week(snapshot: UserSnapshot) -> float:
@@ -278,8 +308,7 @@ def engagement_score(snapshot: UserSnapshot) -> float:
     """0-100: app activity over the last 28 days (events per week, saturating at ~20/week,
     weighted up for interactions with recommendations and goals)."""
     ev = snapshot.events
-    start = snapshot.as_of - 28 * DAY
-    recent = (ev.timestamp >= start) & (ev.timestamp < snapshot.as_of)
+    recent = _recent_events(snapshot)
     weights = np.ones(len(EVENT_TYPES))
     weights[EVENT_TYPES.index("recommendation_interaction")] = 2.0
     weights[EVENT_TYPES.index("goal_modification")] = 2.0

@@ -30,10 +30,15 @@ def _bounds(population: Population) -> _Bounds:
     return _Bounds(tx=tx, ev=ev)
 
 
-def snapshots(population: Population, week: int | None = None) -> Iterator[UserSnapshot]:
-    """Each user's snapshot at the start of ``week`` (default: the end of the history)."""
+def snapshots(
+    population: Population, week: int | None = None, *, as_of: np.datetime64 | None = None
+) -> Iterator[UserSnapshot]:
+    """Each user's snapshot at the start of ``week`` (default: the end of the history), with
+    the goals made before that week; ``as_of`` moves the cut-off of rows and events (the API
+    takes its snapshot at any second of the day)."""
     week = population.config.n_weeks if week is None else week
-    as_of = np.datetime64(population.week_start(week), "s")
+    if as_of is None:
+        as_of = np.datetime64(population.week_start(week), "s")
     bounds = _bounds(population)
     txs = population.transactions
     events = population.events

@@ -112,7 +112,7 @@ async def _write(url: str, history: RealHistory) -> int:
 
 async def _snapshots(url: str, user_id: int, cutoffs: list[date]) -> dict[date, UserSnapshot]:
     from fincoach.db.engine import make_engine, make_sessionmaker
-    from fincoach.db.queries.features import load_snapshot
+    from fincoach.db.queries.features import HISTORY_WEEKS, load_snapshot
 
     engine = make_engine(url)
     try:
@@ -121,7 +121,9 @@ async def _snapshots(url: str, user_id: int, cutoffs: list[date]) -> dict[date, 
         async with sessions() as session:
             for c in cutoffs:
                 as_of = datetime(c.year, c.month, c.day, tzinfo=UTC)
-                out[c] = await load_snapshot(session, user_id, as_of=as_of)
+                out[c] = await load_snapshot(
+                    session, user_id, as_of=as_of, raw_weeks=HISTORY_WEEKS, weeks=HISTORY_WEEKS
+                )
         return out
     finally:
         await engine.dispose()

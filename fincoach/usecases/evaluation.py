@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fincoach.db.queries.features import load_snapshot
+from fincoach.db.queries.features import HISTORY_WEEKS, load_snapshot
 from fincoach.db.queries.recommendations import strategy_rewards_since
 from fincoach.db.queries.segments import segment_mix
 from fincoach.db.tables import ModelPerformance
@@ -34,7 +34,9 @@ async def _forecast_rows(ctx: Context, users: list[int], now: datetime) -> Model
     week_ago = now - timedelta(days=7)
     async with ctx.sessions() as session:
         for user_id in users:
-            history = spend_history(await load_snapshot(session, user_id, as_of=week_ago))
+            history = spend_history(
+                await load_snapshot(session, user_id, as_of=week_ago, weeks=HISTORY_WEEKS)
+            )
             if history.shape[0] < 2:
                 continue
             try:

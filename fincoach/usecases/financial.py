@@ -100,7 +100,7 @@ async def spending_patterns(
 
 async def category_preferences(session: AsyncSession, user_id: int) -> CategoryPreferencesResponse:
     """Spending shares by category (12 weeks), largest first, with each one's top merchants."""
-    snapshot = await load_snapshot(session, user_id)
+    snapshot = await load_snapshot(session, user_id, raw_weeks=WINDOW_WEEKS, weeks=WINDOW_WEEKS)
     tx = snapshot.transactions
     start = snapshot.as_of - np.timedelta64(7 * WINDOW_WEEKS, "D")
     window = (tx.occurred_at >= start) & np.isin(tx.category, SPEND_COLS)

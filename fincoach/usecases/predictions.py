@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fincoach.db.queries.features import load_snapshot
+from fincoach.db.queries.features import HISTORY_WEEKS, load_snapshot
 from fincoach.db.queries.goals import get_goal
 from fincoach.features.frames import UserSnapshot
 from fincoach.features.goal_inputs import goal_inputs
@@ -34,7 +34,6 @@ from schemas.predictions import (
 
 SPEND_COLS = np.array([CATEGORY_INDEX[c] for c in SPENDING_CATEGORIES])
 INCOME, SAVINGS = CATEGORY_INDEX["income"], CATEGORY_INDEX["savings"]
-HISTORY_WEEKS = 52
 
 
 def active_weeks(snapshot: UserSnapshot) -> np.ndarray:
@@ -90,7 +89,7 @@ async def spending(
 async def _spending(
     ctx: Context, session: AsyncSession, user_id: int, weeks: int
 ) -> SpendingPredictionResponse:
-    snapshot = await load_snapshot(session, user_id)
+    snapshot = await load_snapshot(session, user_id, raw_weeks=HISTORY_WEEKS, weeks=HISTORY_WEEKS)
     now = datetime.now(UTC)
     quantiles, totals, version, fallback = await forecast_or_fallback(ctx, snapshot, weeks)
     first = quantiles[0]
@@ -151,7 +150,7 @@ async def _goal_probability(
     ctx: Context, session: AsyncSession, user_id: int, goal_id: int
 ) -> GoalProbabilityResponse:
     goal = await get_goal(session, user_id, goal_id)
-    snapshot = await load_snapshot(session, user_id)
+    snapshot = await load_snapshot(session, user_id, weeks=HISTORY_WEEKS)
     now = datetime.now(UTC)
     inputs: dict[str, Any] = goal_inputs(
         snapshot,
@@ -219,7 +218,7 @@ async def adhoc_goal_probability(
 ) -> GoalAchievementProbability:
     """The probability of saving ``goal_amount`` within ``timeline_days`` from now, for a goal
     not stored (the original API's ``POST /coaching/goal-probability``)."""
-    snapshot = await load_snapshot(session, user_id)
+    snapshot = await load_snapshot(session, user_id, weeks=HISTORY_WEEKS)
     weekly = active_weeks(snapshot)
     inputs: dict[str, Any] = {
         "target_amount": goal_amount,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from datetime import date
@@ -23,6 +24,7 @@ COMMANDS = [
     ["db", "upgrade"],
     ["db", "downgrade"],
     ["db", "check"],
+    ["db", "backfill-features"],
     ["demo-data"],
     ["serve"],
     ["jobs"],
@@ -60,6 +62,25 @@ def test_db_check_names_what_is_missing(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "schema ok" in ok.stdout
     assert run("db", "downgrade", "base", env_url=url).returncode == 0
     assert run("db", "check", env_url=url).returncode == 1
+
+
+def test_db_check_and_backfill_find_a_feature_store_out_of_step(tmp_path: Path) -> None:
+    """A dropped trigger is named by `db check`; aggregates that no longer match the rows fail
+    `backfill-features --check`, and `backfill-features` repairs them."""
+    path = tmp_path / "store.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    assert run("demo-data", "--users", "3", "--weeks", "4", "--quiet", env_url=url).returncode == 0
+    assert run("db", "backfill-features", "--check", "--quiet", env_url=url).returncode == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER ledger_days_insert")
+        conn.execute("UPDATE ledger_days SET amount = amount + 1 WHERE user_id = 2")
+    check = run("db", "check", env_url=url)
+    assert check.returncode == 1 and "missing trigger: ledger_days_insert" in check.stdout
+    stale = run("db", "backfill-features", "--check", "--quiet", env_url=url)
+    assert stale.returncode == 1 and "1 differ" in stale.stdout and "users: 2" in stale.stdout
+    fixed = run("db", "backfill-features", "--quiet", env_url=url)
+    assert fixed.returncode == 0 and "rebuilt 3 users" in fixed.stdout
+    assert run("db", "backfill-features", "--check", "--quiet", env_url=url).returncode == 0
 
 
 async def _count(engine: AsyncEngine, table: type) -> int:

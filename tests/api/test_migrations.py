@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fincoach.db.engine import make_engine
+from fincoach.db.feature_store import rebuild
 from fincoach.db.migrate import check_schema, downgrade, upgrade
 from fincoach.db.tables import REQUIRED_INDEXES, Base, Goal, Transaction, User, utcnow
 from tests.conftest import BACKENDS, migrated_database
@@ -165,11 +166,19 @@ async def test_original_api_migration_moves_existing_rows_without_loss(
                     text("SELECT currency FROM wallets WHERE user_id = :u"), {"u": ada}
                 )
                 assert currency == "GBP"
+                totals: dict[int, float] = dict(
+                    (
+                        await conn.execute(text("SELECT user_id, signed_total FROM ledger_totals"))
+                    ).all()
+                )
+                assert {k: float(v) for k, v in totals.items()} == {ada: 420.0, other: -20.0}
                 if backend == "sqlite":  # a deleted user's id is never given out again
                     ddl = await conn.scalar(
                         text("SELECT sql FROM sqlite_master WHERE name = 'users'")
                     )
                     assert "AUTOINCREMENT" in ddl
+            # 0004 filled the feature store from the rows it found.
+            assert (await rebuild(engine, check_only=True)).differing_users == []
             await asyncio.to_thread(downgrade, url, "0002")
             assert await _row_counts(engine) == counts_before, "rows lost on the way back"
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -15,6 +16,7 @@ from fincoach.features.state import (
     LEGACY_DIM,
     LEGACY_FEATURE_NAMES,
     behavior_features,
+    day_end,
     enhanced_state,
     legacy_state,
     weekly_matrix,
@@ -166,3 +168,64 @@ def test_training_and_serving_paths_agree() -> None:
     assert np.allclose(enhanced_state(served), enhanced_state(snap))
     assert state_matrix(pop, enhanced=False).shape == (5, LEGACY_DIM)
     assert behavior_matrix(pop).shape == (5, len(BEHAVIOR_FEATURE_NAMES))
+
+
+def test_windows_are_whole_days_ending_with_the_day_of_as_of() -> None:
+    """At midnight the last window is the 7 days before ``as_of``; later in the day it is that
+    day so far and the 6 days before it (what daily aggregates can sum)."""
+    midnight = np.datetime64("2026-03-02T00:00:00")
+    assert day_end(midnight) == midnight
+    assert day_end(midnight + np.timedelta64(1, "s")) == midnight + np.timedelta64(1, "D")
+    assert day_end(midnight - np.timedelta64(1, "s")) == midnight
+    rows = [
+        (AS_OF - timedelta(days=7), 10.0, "groceries", "A"),  # first second of the window
+        (AS_OF - timedelta(days=7, seconds=1), 20.0, "groceries", "A"),  # the week before
+        (AS_OF + timedelta(hours=9), 5.0, "groceries", "A"),  # today, before 10:00
+        (AS_OF + timedelta(hours=11), 7.0, "groceries", "A"),  # today, after 10:00
+    ]
+    at_midnight = weekly_matrix(_snapshot(rows), 2)[:, CATEGORIES.index("groceries")]
+    assert at_midnight.tolist() == [20.0, 10.0]
+    later = UserSnapshot(
+        as_of=np.datetime64((AS_OF + timedelta(hours=10)).replace(tzinfo=None), "s"),
+        transactions=TransactionFrame.from_rows(rows),
+    )
+    # Window 1 is 2026-02-24..03-02 (10:00): the row of 02-23 moved to window 2.
+    assert weekly_matrix(later, 2)[:, CATEGORIES.index("groceries")].tolist() == [30.0, 5.0]
+
+
+def _compact(full: UserSnapshot, raw_weeks: int, weeks: int) -> UserSnapshot:
+    """What serving builds: the rows of the last ``raw_weeks`` windows, sums for the older
+    windows up to ``weeks``, the rows before them in the opening balance."""
+    end = day_end(full.as_of)
+    start = end - np.timedelta64(7 * raw_weeks, "D")
+    tx = full.transactions
+    keep = (tx.occurred_at >= start) & (tx.occurred_at < full.as_of)
+    before = tx.occurred_at < start
+    signed = np.where(tx.category == CATEGORIES.index("income"), tx.amount, -tx.amount)
+    older = weekly_matrix(full, weeks)[: weeks - raw_weeks][::-1]
+    return replace(
+        full,
+        transactions=TransactionFrame(
+            tx.occurred_at[keep], tx.amount[keep], tx.category[keep], tx.merchant[keep]
+        ),
+        raw_weeks=raw_weeks,
+        older_weeks=older,
+        profile=replace(
+            full.profile,
+            opening_balance=full.profile.opening_balance + float(signed[before].sum()),
+        ),
+    )
+
+
+@pytest.mark.parametrize("hours", [0, 1, 13.5, 23.99])
+def test_a_compact_snapshot_gives_the_full_snapshots_features(hours: float) -> None:
+    population = simulate(SimConfig(n_users=5, n_weeks=30, seed=4))
+    as_of = np.datetime64(population.week_start(30), "s") - np.timedelta64(int(hours * 3600), "s")
+    for full in snapshots(population, 30, as_of=as_of):
+        compact = _compact(full, 4, 12)
+        assert len(compact.transactions) < len(full.transactions)
+        assert np.allclose(enhanced_state(compact), enhanced_state(full))
+        assert np.allclose(behavior_features(compact), behavior_features(full))
+        assert np.allclose(weekly_matrix(compact, 12), weekly_matrix(full, 12))
+        with pytest.raises(ValueError, match="weekly windows"):
+            weekly_matrix(compact, 13)

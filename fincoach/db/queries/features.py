@@ -1,19 +1,23 @@
-"""Reading what the feature functions need for one user: the last year of transactions, the
-last month of events, profile, goals and the last recommended action. Older transactions are
-folded into the opening balance by one aggregate, so the balance is right without loading them.
+"""Reading what the feature functions need for one user, from the online feature store: the
+rows of the last ``raw_weeks`` weekly windows (4 by default: what the 28-day features look at),
+older windows summed per category by the database from the per-day aggregates, the rows before
+all of them folded into the opening balance through the per-user total, the last 28 days of
+events counted per type (whole days from the per-day aggregates, today's from the rows), profile,
+goals and the last recommended action. Every read is bounded by the windows, whatever the length
+of the history. (The aggregates are kept by triggers; see ``db/tables.py``.)
 
-This runs on every model-backed request, so it is written for speed: four round trips (profile
-with the two scalars, transactions, events, goals), timestamps come back as epoch seconds
+This runs on every model-backed request, so it is written for speed: five round trips (profile
+with its scalars, transactions, older weeks, events, goals), timestamps come back as epoch seconds
 computed by the database (no per-row datetime objects), and the columns go straight to numpy.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, func, select
+from sqlalchemy import BigInteger, Date, Integer, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -22,7 +26,10 @@ from fincoach.db.queries.transactions import SIGNED
 from fincoach.db.queries.users import get_profile
 from fincoach.db.tables import (
     BehavioralEvent,
+    EventDay,
     Goal,
+    LedgerDay,
+    LedgerTotal,
     RecommendationHistory,
     Transaction,
     UserProfile,
@@ -39,10 +46,11 @@ from fincoach.features.frames import (
     UserSnapshot,
     to_datetime64,
 )
-from fincoach.features.vocab import ACTIONS
+from fincoach.features.state import EVENT_DAYS, RECENT_WEEKS, TREND_WEEKS, day_end
+from fincoach.features.vocab import ACTIONS, CATEGORIES
 
+# The longest history a caller may ask for (the forecaster's and the goal model's year).
 HISTORY_WEEKS = 52
-EVENT_DAYS = 28
 
 
 class epoch_seconds(FunctionElement[int]):  # noqa: N801 - used like a SQL function
@@ -63,6 +71,25 @@ def _epoch_postgresql(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
     return f"CAST(floor(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
 
 
+class weeks_back(FunctionElement[int]):  # noqa: N801 - used like a SQL function
+    """Whole weeks from a date column back to ``last_day`` (a date): 0 for its own week."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(weeks_back, "sqlite")
+def _weeks_back_sqlite(element: weeks_back, compiler: Any, **kw: Any) -> str:
+    last_day, day = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST(julianday({last_day}) - julianday({day}) AS INTEGER) / 7)"
+
+
+@compiles(weeks_back, "postgresql")
+def _weeks_back_postgresql(element: weeks_back, compiler: Any, **kw: Any) -> str:
+    last_day, day = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((CAST({last_day} AS DATE) - {day}) / 7)"
+
+
 def category_code(category: str, transaction_type: str) -> int:
     """The feature column of a row: money in is income whatever its category (a refund), and a
     debit filed under income is spending of no category ("other")."""
@@ -77,17 +104,35 @@ def _seconds(values: list[Any]) -> np.ndarray:
 
 
 async def load_snapshot(
-    session: AsyncSession, user_id: int, *, as_of: datetime | None = None
+    session: AsyncSession,
+    user_id: int,
+    *,
+    as_of: datetime | None = None,
+    raw_weeks: int = RECENT_WEEKS,
+    weeks: int = TREND_WEEKS,
 ) -> UserSnapshot:
+    """The user's snapshot at ``as_of`` (now by default): rows for the last ``raw_weeks`` weekly
+    windows, sums for the windows up to ``weeks`` (see ``UserSnapshot``)."""
+    if not 1 <= raw_weeks <= HISTORY_WEEKS or not 0 <= weeks <= HISTORY_WEEKS:
+        raise ValueError(f"raw_weeks and weeks must be within 1..{HISTORY_WEEKS}")
     # Whole seconds, for the queries as for the snapshot: rows of the cut-off's own second are
     # left out of both. (The snapshot truncates timestamps to seconds; with a finer cut-off in
     # the queries, a type whose latest event fell in that second lost all its events, so a
     # refresh in the same second as the previous request changed the features.)
     as_of = (as_of or datetime.now(UTC)).replace(microsecond=0)
-    window_start = as_of - timedelta(weeks=HISTORY_WEEKS)
-    older: ColumnElement[Any] = (
+    end = day_end(to_datetime64(as_of))
+    day = _datetime(end) - timedelta(days=1)  # the last day's midnight
+    last_day = day.date()
+    raw_start = _datetime(end) - timedelta(weeks=raw_weeks)
+    older_weeks = max(0, weeks - raw_weeks)
+
+    total: ColumnElement[Any] = (
+        select(LedgerTotal.signed_total).where(LedgerTotal.user_id == user_id).scalar_subquery()
+    )
+    # The rows the snapshot holds, and any dated after as_of: the rest is the opening balance.
+    newer: ColumnElement[Any] = (
         select(func.coalesce(func.sum(SIGNED), 0.0))
-        .where(Transaction.user_id == user_id, Transaction.occurred_at < window_start)
+        .where(Transaction.user_id == user_id, Transaction.occurred_at >= raw_start)
         .scalar_subquery()
     )
     last_action: ColumnElement[Any] = (
@@ -101,14 +146,15 @@ async def load_snapshot(
         UserProfile.opening_balance,
         UserProfile.monthly_income,
         UserProfile.monthly_budget,
-        older,
+        total,
+        newer,
         last_action,
     ).where(UserProfile.user_id == user_id)
     head = (await session.execute(head_query)).first()
     if head is None:  # no profile row yet: make it, then read the scalars as before
         await get_profile(session, user_id)
         head = (await session.execute(head_query)).one()
-    opening, income, budget, older_sum, action = head
+    opening, income, budget, total_sum, newer_sum, action = head
 
     tx = (
         await session.execute(
@@ -121,29 +167,29 @@ async def load_snapshot(
             )
             .where(
                 Transaction.user_id == user_id,
-                Transaction.occurred_at >= window_start,
+                Transaction.occurred_at >= raw_start,
                 Transaction.occurred_at < as_of,
             )
             .order_by(Transaction.occurred_at, Transaction.id)
         )
     ).all()
-    # Grouped by type in the database (an index-only scan of (user_id, event_type, timestamp)):
-    # the features count events per type in this window, and fetching every row cost a heavy
-    # user (4,600 events) 21 ms per snapshot instead of 5. The latest time per type is converted
-    # here, not in SQL: strftime on every row doubled the scan on SQLite.
-    latest = func.max(BehavioralEvent.timestamp)
-    events = (
-        await session.execute(
-            select(latest, BehavioralEvent.event_type, func.count())
+    older = np.zeros((older_weeks, len(CATEGORIES)))
+    if older_weeks:
+        back = weeks_back(literal(last_day, Date()), LedgerDay.day)
+        sums = await session.execute(
+            select(back, LedgerDay.category, LedgerDay.transaction_type, func.sum(LedgerDay.amount))
             .where(
-                BehavioralEvent.user_id == user_id,
-                BehavioralEvent.timestamp >= as_of - timedelta(days=EVENT_DAYS),
-                BehavioralEvent.timestamp < as_of,
+                LedgerDay.user_id == user_id,
+                LedgerDay.day >= last_day - timedelta(weeks=weeks, days=-1),
+                LedgerDay.day < raw_start.date(),
             )
-            .group_by(BehavioralEvent.event_type)
-            .order_by(latest, BehavioralEvent.event_type)
+            .group_by(back, LedgerDay.category, LedgerDay.transaction_type)
         )
-    ).all()
+        for b, ledger_category, ledger_type, ledger_sum in sums:
+            older[int(b) - raw_weeks, category_code(ledger_category, ledger_type)] += float(
+                ledger_sum
+            )
+    events = await _event_counts(session, user_id, last_day, day, as_of)
     goals = (
         await session.execute(
             select(Goal.target_amount, Goal.current_amount, Goal.target_date, Goal.status)
@@ -164,21 +210,14 @@ async def load_snapshot(
         )
     else:
         transactions = TransactionFrame.empty()
-    if events:
-        ev_at, ev_type, ev_count = zip(*events, strict=True)
-        event_frame = EventFrame(
-            np.array([to_datetime64(t) for t in ev_at], dtype="datetime64[s]"),
-            np.array([EVENT_CODES.get(e, 0) for e in ev_type], dtype=int),
-            np.array(ev_count, dtype=int),
-        )
-    else:
-        event_frame = EventFrame.empty()
     return UserSnapshot(
-        as_of=np.datetime64(as_of.astimezone(UTC).replace(tzinfo=None), "s"),
+        as_of=to_datetime64(as_of),
         transactions=transactions,
-        events=event_frame,
+        raw_weeks=raw_weeks,
+        older_weeks=older,
+        events=events,
         profile=Profile(
-            opening_balance=float(opening) + float(older_sum or 0.0),
+            opening_balance=float(opening) + float(total_sum or 0.0) - float(newer_sum or 0.0),
             monthly_income=float(income),
             monthly_budget=float(budget) if budget else None,
         ),
@@ -188,3 +227,41 @@ async def load_snapshot(
         ),
         last_action=action if action is not None and 0 <= action < len(ACTIONS) else None,
     )
+
+
+async def _event_counts(
+    session: AsyncSession, user_id: int, last_day: date, day: datetime, as_of: datetime
+) -> EventFrame:
+    """Events of the last EVENT_DAYS whole days per type: the days before the last one from
+    the per-day aggregates (a row per type, stamped with the window's first day), the last
+    day's rows before ``as_of`` counted by the database (stamped with that day)."""
+    first_day = last_day - timedelta(days=EVENT_DAYS - 1)
+    query = union_all(
+        select(literal(0), EventDay.event_type, func.sum(EventDay.n))
+        .where(EventDay.user_id == user_id, EventDay.day >= first_day, EventDay.day < last_day)
+        .group_by(EventDay.event_type),
+        select(literal(1), BehavioralEvent.event_type, func.count())
+        .where(
+            BehavioralEvent.user_id == user_id,
+            BehavioralEvent.timestamp >= day,
+            BehavioralEvent.timestamp < as_of,
+        )
+        .group_by(BehavioralEvent.event_type),
+    )
+    rows: list[tuple[int, str, int]] = sorted(
+        ((int(s), str(e), int(n)) for s, e, n in await session.execute(query)),
+        key=lambda r: (r[0], r[1]),
+    )
+    if not rows:
+        return EventFrame.empty()
+    stamps = (to_datetime64(first_day), to_datetime64(day))
+    return EventFrame(
+        np.array([stamps[source] for source, _, _ in rows], dtype="datetime64[s]"),
+        np.array([EVENT_CODES.get(e, 0) for _, e, _ in rows], dtype=int),
+        np.array([n for _, _, n in rows], dtype=int),
+    )
+
+
+def _datetime(value: np.datetime64) -> datetime:
+    """An aware UTC datetime of a ``datetime64[s]``."""
+    return datetime.fromtimestamp(int(value.astype("datetime64[s]").astype("int64")), tz=UTC)
