@@ -59,7 +59,7 @@ async def test_writes_through_the_api_keep_the_aggregates(
     async with clean_engine.connect() as conn:
         total = await conn.scalar(select(LedgerTotal.signed_total))
         days = await conn.scalar(select(func.sum(LedgerDay.n)))
-    assert float(total) == 1200 - 42.5 - 9.99 - 60 and days == 4
+    assert total == 1200 - 42.5 - 9.99 - 60 and days == 4
     assert await _differing(clean_engine) == []
 
     # Legacy wallet writes, and the account's deletion, go through the same triggers.
