@@ -9,6 +9,7 @@ feedback's commit and its update neither loses nor double-counts it.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,9 @@ class BanditBook:
         self._upto = 0
         self._seen: set[int] = set()
         self.rebuilt_from = 0
+        # Changes with every rebuild and applied update; a restarted book starts a new one.
+        self._instance = uuid.uuid4().hex
+        self._generation = 0
 
     async def rebuild(self) -> None:
         """Recompute every count from the database (the source of truth)."""
@@ -60,6 +64,7 @@ class BanditBook:
             self._upto = upto
             self._seen.clear()
             self.rebuilt_from = sum(int(a["pulls"]) for c in contexts.values() for a in c.values())
+            self._generation += 1
 
     async def select(self, segment: str) -> str:
         async with self._lock:
@@ -74,6 +79,7 @@ class BanditBook:
                 return False
             self._stats.update(strategy, segment, reward)
             self._seen.add(feedback_id)
+            self._generation += 1
         metrics.count_bandit_update(strategy, segment, reward)
         return True
 
@@ -84,3 +90,12 @@ class BanditBook:
                 "contexts": self._stats.stats(),
                 "rebuilt_from_feedback": self.rebuilt_from,
             }
+
+    async def state(self, since: str | None = None) -> dict[str, Any] | None:
+        """The whole posterior (``BanditStats.to_dict``) and its tag, or None if ``since`` is
+        still the tag (nothing changed): what a reader's local copy refreshes from."""
+        async with self._lock:
+            tag = f"{self._instance}:{self._generation}"
+            if since == tag:
+                return None
+            return {"tag": tag, "state": self._stats.to_dict(), "rebuilt_from": self.rebuilt_from}

@@ -38,6 +38,9 @@ class BanditStatsActor:
     async def stats(self) -> dict[str, Any]:
         return await self._book.stats()
 
+    async def state(self, since: str | None = None) -> dict[str, Any] | None:
+        return await self._book.state(since)
+
     async def rebuild(self) -> None:
         await self._book.rebuild()
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     jwt_issuer: str = "fincoach"
     jwt_audience: str = "fincoach-api"
     token_ttl_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    # How long a user found active is trusted without reading the row again: an account
+    # deactivated or deleted elsewhere is refused within this time (0: read on every request).
+    active_user_ttl_s: float = Field(default=2.0, ge=0, le=60)
     # argon2id cost; tests lower the memory so that they run fast, production keeps the default.
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=1024)

@@ -23,6 +23,13 @@ class AppArgs(BaseModel):
         description="Send Q-value requests through the recommender's @serve.batch method "
         "(bench/RESULTS.md has the measurement behind the default)",
     )
+    bandit_refresh_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Each ingress replica chooses strategies from a local copy of the bandit's "
+        "posterior at most this old (0: ask the actor on every request)",
+    )
     database_url: str | None = Field(
         default=None,
         description="Override of FINCOACH_DATABASE_URL for this application (for two apps on one "

@@ -16,11 +16,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, PositiveFloat
 
 from fincoach.features.vocab import PREDICTION_TYPES
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 # prediction_cache.cache_key is String(200).
 MAX_KEY_LENGTH = 200
@@ -137,16 +140,20 @@ class PredictionCache(ABC):
         key: str,
         data: dict[str, Any],
         ttl_s: float | None = None,
+        *,
+        session: AsyncSession | None = None,
     ) -> CachedPrediction:
         """Store `data` (replacing any entry under the same key) for `ttl_s` seconds, by default
-        the type's TTL."""
+        the type's TTL. A cache in the database writes it in `session`'s transaction when one
+        is given (committed with the caller's writes, isolated from their failure); other
+        backends write at once."""
         ttl = self._ttls.ttl_for(prediction_type) if ttl_s is None else float(ttl_s)
         if not (math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"ttl_s must be a positive number of seconds, got {ttl_s!r}")
         _check_key(key)
         now = self._now()
         entry = CachedPrediction(data=data, created_at=now, expires_at=now + timedelta(seconds=ttl))
-        await self._store(user_id, prediction_type, key, entry)
+        await self._store(user_id, prediction_type, key, entry, session)
         return entry
 
     async def invalidate(
@@ -192,7 +199,12 @@ class PredictionCache(ABC):
 
     @abstractmethod
     async def _store(
-        self, user_id: int, prediction_type: str, key: str, entry: CachedPrediction
+        self,
+        user_id: int,
+        prediction_type: str,
+        key: str,
+        entry: CachedPrediction,
+        session: AsyncSession | None,
     ) -> None: ...
 
     @abstractmethod

@@ -15,12 +15,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from fincoach.cache.base import PredictionCache, key_prefix, make_key
 from fincoach.observability import metrics
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 logger = logging.getLogger("fincoach.cache")
 M = TypeVar("M", bound=BaseModel)
@@ -88,13 +91,19 @@ class CachedPredictions:
         *,
         models: Iterable[str],
         no_cache: bool = False,
+        session: AsyncSession | None = None,
         **parts: str | int,
     ) -> M:
         """The cached answer for (user, type, parts + model versions), or ``compute()`` stored.
 
+        With ``session``, ``compute()`` leaves its writes uncommitted: they are committed with
+        the cache entry, once, before the answer is returned.
         ``model`` must have ``cached``, ``generated_at`` and ``fallback`` fields."""
         if self.cache is None:
-            return await compute()
+            computed = await compute()
+            if session is not None:
+                await session.commit()
+            return computed
         versions = await self.model_versions()
         key = make_key(**parts, **{f"v_{m}": versions.get(m, "none") for m in models})
         if not no_cache:
@@ -111,9 +120,17 @@ class CachedPredictions:
         answer = await compute()
         if not getattr(answer, "fallback", False):
             try:
-                await self.cache.put(user_id, prediction_type, key, answer.model_dump(mode="json"))
+                await self.cache.put(
+                    user_id,
+                    prediction_type,
+                    key,
+                    answer.model_dump(mode="json"),
+                    session=session,
+                )
             except Exception as exc:  # noqa: BLE001
                 logger.warning("cache write failed (%s)", exc)
+        if session is not None:
+            await session.commit()
         return answer
 
     async def invalidate(

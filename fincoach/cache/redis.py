@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
 from fincoach.cache.base import CachedPrediction, CacheTtls, Clock, PredictionCache, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class RedisPredictionCache(PredictionCache):
@@ -75,7 +78,12 @@ class RedisPredictionCache(PredictionCache):
         )
 
     async def _store(
-        self, user_id: int, prediction_type: str, key: str, entry: CachedPrediction
+        self,
+        user_id: int,
+        prediction_type: str,
+        key: str,
+        entry: CachedPrediction,
+        session: AsyncSession | None,
     ) -> None:
         value = json.dumps(
             {

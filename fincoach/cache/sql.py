@@ -1,8 +1,9 @@
 """The prediction cache in the prediction_cache table (SQLite or PostgreSQL).
 
 Each operation is one statement on its own short connection, committed at once, so the cache
-never joins (or holds open) a caller's transaction. Expired rows stay until `cleanup_expired`
-deletes them; reads ignore them.
+never holds open a caller's transaction; the one exception is a write given the caller's session
+(``put(..., session=)``): it joins that transaction, so a request that writes and caches commits
+once. Expired rows stay until `cleanup_expired` deletes them; reads ignore them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from fincoach.cache.base import CachedPrediction, CacheTtls, Clock, PredictionCache, utcnow
 from fincoach.db.tables import PredictionCache as PredictionCacheRow
@@ -50,7 +51,12 @@ class SqlPredictionCache(PredictionCache):
         return CachedPrediction(data=row[0], created_at=row[1], expires_at=row[2])
 
     async def _store(
-        self, user_id: int, prediction_type: str, key: str, entry: CachedPrediction
+        self,
+        user_id: int,
+        prediction_type: str,
+        key: str,
+        entry: CachedPrediction,
+        session: AsyncSession | None,
     ) -> None:
         stmt: Any = self._insert(_table).values(
             user_id=user_id,
@@ -68,8 +74,17 @@ class SqlPredictionCache(PredictionCache):
                 "expires_at": stmt.excluded.expires_at,
             },
         )
-        async with self._engine.begin() as conn:
-            await conn.execute(stmt)
+        if session is None:
+            async with self._engine.begin() as conn:
+                await conn.execute(stmt)
+            return
+        if self._engine.dialect.name == "postgresql":
+            # A failed statement aborts a PostgreSQL transaction: a savepoint keeps the
+            # caller's writes. (SQLite undoes only the failed statement.)
+            async with session.begin_nested():
+                await session.execute(stmt)
+        else:
+            await session.execute(stmt)
 
     async def _delete(
         self, user_id: int, prediction_types: list[str], key_prefix: str | None

@@ -74,6 +74,7 @@ async def get_current_user(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    ctx: ContextDep,
     token: Annotated[str | None, Depends(_bearer)],
 ) -> User:
     if not token:
@@ -81,7 +82,7 @@ async def get_current_user(
     claims = decode_access_token(token, settings)
     # Limited once the token is verified, before the database is asked about the user.
     enforce_user_limit(request, claims.user_id)
-    user = await accounts.active_user(session, claims)
+    user = await accounts.active_user(session, claims, ctx.users)
     if user is None:
         raise InvalidToken("Token does not belong to an active user")
     request.state.user_id = user.id  # for the tracking middleware

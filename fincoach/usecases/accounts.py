@@ -13,6 +13,7 @@ from fincoach.config import Settings
 from fincoach.db.queries import users as q
 from fincoach.db.tables import User, UserProfile
 from fincoach.features.vocab import PREDICTION_TYPES
+from fincoach.usecases.active_users import ActiveUsers
 from fincoach.usecases.context import Context
 from fincoach.usecases.passwords import (
     TokenClaims,
@@ -82,13 +83,20 @@ def token_for(user: User, settings: Settings) -> IssuedToken:
     )
 
 
-async def active_user(session: AsyncSession, claims: TokenClaims) -> User | None:
+async def active_user(
+    session: AsyncSession, claims: TokenClaims, recent: ActiveUsers | None = None
+) -> User | None:
     """The user a verified token names, if it is active and the token was issued to it: a token
     older than the account (issued to a deleted account whose id a database reused) names
-    nobody."""
-    user = await q.get_user(session, claims.user_id)
-    if user is None or not user.is_active:
-        return None
+    nobody. ``recent`` answers for users found active a moment ago (see ``ActiveUsers``)."""
+    user = recent.get(claims.user_id) if recent is not None else None
+    if user is None:
+        user = await q.get_user(session, claims.user_id)
+        if user is None or not user.is_active:
+            return None
+        if recent is not None:
+            session.expunge(user)
+            recent.put(user)
     if claims.issued_at < user.created_at.timestamp() - TOKEN_CLOCK_SLACK_S:
         return None
     return user
@@ -114,6 +122,7 @@ async def delete_account(ctx: Context, session: AsyncSession, user_id: int) -> N
     predictions (a Redis cache keeps them apart from the database)."""
     await q.delete_user(session, user_id)
     await session.commit()
+    ctx.users.forget(user_id)
     await ctx.predictions.invalidate(user_id, PREDICTION_TYPES)
 
 

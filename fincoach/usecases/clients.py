@@ -21,6 +21,7 @@ import numpy as np
 
 from actors.bandit_book import BanditBook
 from fincoach.observability import metrics
+from fincoach.usecases.bandit_view import BanditView
 from models.names import (
     DEPLOYMENT_MODELS,
     FORECAST,
@@ -157,7 +158,8 @@ class LocalModelClients(ModelClients):
 
 class ServeModelClients(ModelClients):
     """Deployment handles (by deployment name) and the bandit actor, each call bounded by
-    ``timeout_s``."""
+    ``timeout_s``; with ``bandit_refresh_s``, strategies are chosen from a local copy of the
+    bandit's posterior at most that old (``BanditView``)."""
 
     def __init__(
         self,
@@ -166,13 +168,17 @@ class ServeModelClients(ModelClients):
         *,
         timeout_s: float = 2.0,
         batch_q_values: bool = False,
+        bandit_refresh_s: float = 0.0,
     ) -> None:
         self._handles = dict(handles)
         self._actor_handle = bandit_actor
         self._timeout = timeout_s
+        bandit: BanditInvoke = self._on_actor
+        if bandit_refresh_s > 0:
+            bandit = BanditView(self._on_actor, refresh_s=bandit_refresh_s)
         super().__init__(
             self._on_handle,
-            self._on_actor,
+            bandit,
             q_method="q_values_batched" if batch_q_values else "q_values",
         )
 

@@ -17,6 +17,7 @@ from fincoach.cache.predictions import CachedPredictions
 from fincoach.config import Settings
 from fincoach.db.engine import make_engine, make_sessionmaker
 from fincoach.tracking.batcher import EventBatcher
+from fincoach.usecases.active_users import ActiveUsers
 from fincoach.usecases.clients import LocalModelClients, ModelClients
 
 
@@ -28,6 +29,7 @@ class Context:
     models: ModelClients
     predictions: CachedPredictions
     events: EventBatcher
+    users: ActiveUsers
 
 
 def _cache(cfg: Settings, engine: AsyncEngine) -> PredictionCache | None:
@@ -76,6 +78,7 @@ async def open_context(
         models=clients,
         predictions=CachedPredictions(_cache(cfg, side), clients.model_versions),
         events=events,
+        users=ActiveUsers(cfg.active_user_ttl_s),
     )
     events.start()
     try:

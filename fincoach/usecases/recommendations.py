@@ -58,7 +58,8 @@ async def _record(
     confidence: float,
     fallback: bool,
 ) -> RecommendationHistory:
-    """Store the recommendation and commit: it is answered only once it is durable."""
+    """Store the recommendation (flushed, so it has its id); the caller commits before
+    answering, so a recommendation is answered only once it is durable."""
     row = await q.add_recommendation(
         session,
         user_id=user_id,
@@ -72,7 +73,6 @@ async def _record(
         recommendation_text=action_text(action),
         fallback=fallback,
     )
-    await session.commit()
     return row
 
 
@@ -126,6 +126,7 @@ async def legacy(ctx: Context, session: AsyncSession, user_id: int) -> Recommend
         confidence=confidence,
         fallback=fallback,
     )
+    await session.commit()
     return RecommendationResponse(**_fields(row, state))
 
 
@@ -151,6 +152,7 @@ async def enhanced(
         lambda: _enhanced(ctx, session, user_id),
         models=(CQL_ENHANCED, SEGMENTATION),
         no_cache=no_cache,
+        session=session,
         kind="enhanced",
     )
 

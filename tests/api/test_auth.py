@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from sqlalchemy import update
 
 from fincoach.config import Settings
+from fincoach.db.tables import User
+from fincoach.http.app import create_app
 from fincoach.usecases.passwords import create_access_token
-from tests.conftest import register
+from tests.conftest import register, serving
 
 
 def _b64(data: dict) -> str:
@@ -106,3 +110,26 @@ async def test_profile_read_and_partial_update(client) -> None:
     assert r.json()["currency"] == "EUR" and r.json()["risk_tolerance"] == "medium"
     bad = await client.patch("/users/me/profile", headers=headers, json={"currency": "euro"})
     assert bad.status_code == 422 and "currency" in bad.json()["detail"]
+
+
+async def test_a_deactivated_account_is_refused_within_the_cache_time(
+    clean_engine, settings: Settings
+) -> None:
+    """The user row is trusted for ``active_user_ttl_s`` after it was read: an account
+    deactivated elsewhere (an operator's SQL, another replica) is refused once that passes."""
+    app = create_app(settings.model_copy(update={"active_user_ttl_s": 0.5}), engine=clean_engine)
+    async with serving(app) as client:
+        headers = await register(client, "leaving@example.com")
+        assert (await client.get("/users/me", headers=headers)).status_code == 200
+        async with clean_engine.begin() as conn:
+            await conn.execute(update(User).values(is_active=False))
+        await asyncio.sleep(0.6)
+        refused = await client.get("/users/me", headers=headers)
+        assert refused.status_code == 401
+
+
+async def test_a_deleted_account_is_refused_at_once(client) -> None:
+    headers = await register(client, "gone@example.com")
+    assert (await client.get("/users/me", headers=headers)).status_code == 200
+    assert (await client.delete("/auth/account", headers=headers)).status_code == 200
+    assert (await client.get("/users/me", headers=headers)).status_code == 401
