@@ -71,6 +71,7 @@ class CoachIngress:
             timeout_s=self._args.model_timeout_s,
             batch_q_values=self._args.recommender_batching,
             bandit_refresh_s=self._args.bandit_refresh_s,
+            coalesce_q_values=self._args.q_value_coalescing,
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -18,6 +18,14 @@ class RecommenderDeployment(ModelDeployment):
     async def q_values(self, state: np.ndarray, variant: str) -> tuple[np.ndarray, str]:
         return await self._run(self._service.q_values, state, variant, model=cql_model(variant))
 
+    async def q_values_many(
+        self, states: list[np.ndarray], variants: list[str]
+    ) -> list[tuple[np.ndarray, str]]:
+        """``q_values`` for several requests in one call (the ingress sends together what its
+        concurrent requests ask while a call is out: AppArgs.q_value_coalescing)."""
+        model = cql_model(variants[0]) if len(set(variants)) == 1 else "cql_mixed"
+        return await self._run(self._service.q_values_many, states, variants, model=model)
+
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)  # type: ignore[arg-type]
     async def q_values_batched(
         self, states: list[np.ndarray], variants: list[str]

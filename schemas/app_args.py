@@ -23,6 +23,11 @@ class AppArgs(BaseModel):
         description="Send Q-value requests through the recommender's @serve.batch method "
         "(bench/RESULTS.md has the measurement behind the default)",
     )
+    q_value_coalescing: bool = Field(
+        default=True,
+        description="Send the Q-values that concurrent requests of an ingress replica ask while "
+        "a call is out in one call to the recommender (no wait when idle)",
+    )
     bandit_refresh_s: float = Field(
         default=1.0,
         ge=0,

@@ -22,6 +22,7 @@ import numpy as np
 from actors.bandit_book import BanditBook
 from fincoach.observability import metrics
 from fincoach.usecases.bandit_view import BanditView
+from fincoach.usecases.coalescer import Coalescer
 from models.names import (
     DEPLOYMENT_MODELS,
     FORECAST,
@@ -159,7 +160,8 @@ class LocalModelClients(ModelClients):
 class ServeModelClients(ModelClients):
     """Deployment handles (by deployment name) and the bandit actor, each call bounded by
     ``timeout_s``; with ``bandit_refresh_s``, strategies are chosen from a local copy of the
-    bandit's posterior at most that old (``BanditView``)."""
+    bandit's posterior at most that old (``BanditView``); with ``coalesce_q_values``, the
+    Q-values asked by concurrent requests go to the recommender together (``Coalescer``)."""
 
     def __init__(
         self,
@@ -169,10 +171,14 @@ class ServeModelClients(ModelClients):
         timeout_s: float = 2.0,
         batch_q_values: bool = False,
         bandit_refresh_s: float = 0.0,
+        coalesce_q_values: bool = False,
     ) -> None:
         self._handles = dict(handles)
         self._actor_handle = bandit_actor
         self._timeout = timeout_s
+        self._q_many: Coalescer[tuple[np.ndarray, str], tuple[np.ndarray, str]] | None = (
+            Coalescer(self._send_q_values) if coalesce_q_values else None
+        )
         bandit: BanditInvoke = self._on_actor
         if bandit_refresh_s > 0:
             bandit = BanditView(self._on_actor, refresh_s=bandit_refresh_s)
@@ -185,8 +191,17 @@ class ServeModelClients(ModelClients):
     async def _on_handle(
         self, deployment: str, method: str, args: tuple[Any, ...], model: str | None
     ) -> Any:
+        if self._q_many is not None and method == "q_values":
+            return await asyncio.wait_for(self._q_many((args[0], args[1])), self._timeout)
         call = getattr(self._handles[deployment], method).remote(*args)
         return await asyncio.wait_for(call, self._timeout)
+
+    async def _send_q_values(
+        self, items: list[tuple[np.ndarray, str]]
+    ) -> list[tuple[np.ndarray, str]]:
+        states, variants = [s for s, _ in items], [v for _, v in items]
+        handle = self._handles[RECOMMENDER_DEPLOYMENT]
+        return await asyncio.wait_for(handle.q_values_many.remote(states, variants), self._timeout)
 
     async def _on_actor(self, method: str, args: tuple[Any, ...]) -> Any:
         call = getattr(self._actor_handle, method).remote(*args)
