@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -20,6 +20,14 @@ from fincoach.db.tables import PredictionCache as PredictionCacheRow
 
 _table = cast(Table, PredictionCacheRow.__table__)
 _UPSERT_DIALECTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_STORED_COLUMNS = (
+    "user_id",
+    "prediction_type",
+    "cache_key",
+    "prediction_data",
+    "created_at",
+    "expires_at",
+)
 
 
 class SqlPredictionCache(PredictionCache):
@@ -33,7 +41,19 @@ class SqlPredictionCache(PredictionCache):
         if engine.dialect.name not in _UPSERT_DIALECTS:
             raise ValueError(f"no upsert for database dialect {engine.dialect.name!r}")
         self._engine = engine
-        self._insert = _UPSERT_DIALECTS[engine.dialect.name]
+        # Built once (every uncached answer writes one).
+        insert = _UPSERT_DIALECTS[engine.dialect.name]
+        stmt: Any = insert(_table).values(
+            {c: bindparam(c, type_=_table.c[c].type) for c in _STORED_COLUMNS}
+        )
+        self._upsert = stmt.on_conflict_do_update(
+            index_elements=[_table.c.user_id, _table.c.prediction_type, _table.c.cache_key],
+            set_={
+                "prediction_data": stmt.excluded.prediction_data,
+                "created_at": stmt.excluded.created_at,
+                "expires_at": stmt.excluded.expires_at,
+            },
+        )
 
     async def close(self) -> None:
         """Nothing to release: the engine belongs to the caller, who disposes of it."""
@@ -58,33 +78,25 @@ class SqlPredictionCache(PredictionCache):
         entry: CachedPrediction,
         session: AsyncSession | None,
     ) -> None:
-        stmt: Any = self._insert(_table).values(
-            user_id=user_id,
-            prediction_type=prediction_type,
-            cache_key=key,
-            prediction_data=entry.data,
-            created_at=entry.created_at,
-            expires_at=entry.expires_at,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_table.c.user_id, _table.c.prediction_type, _table.c.cache_key],
-            set_={
-                "prediction_data": stmt.excluded.prediction_data,
-                "created_at": stmt.excluded.created_at,
-                "expires_at": stmt.excluded.expires_at,
-            },
-        )
+        params = {
+            "user_id": user_id,
+            "prediction_type": prediction_type,
+            "cache_key": key,
+            "prediction_data": entry.data,
+            "created_at": entry.created_at,
+            "expires_at": entry.expires_at,
+        }
         if session is None:
             async with self._engine.begin() as conn:
-                await conn.execute(stmt)
+                await conn.execute(self._upsert, params)
             return
         if self._engine.dialect.name == "postgresql":
             # A failed statement aborts a PostgreSQL transaction: a savepoint keeps the
             # caller's writes. (SQLite undoes only the failed statement.)
             async with session.begin_nested():
-                await session.execute(stmt)
+                await session.execute(self._upsert, params)
         else:
-            await session.execute(stmt)
+            await session.execute(self._upsert, params)
 
     async def _delete(
         self, user_id: int, prediction_types: list[str], key_prefix: str | None

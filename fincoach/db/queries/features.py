@@ -17,10 +17,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, Date, Integer, func, literal, select, union_all
+from sqlalchemy import BigInteger, Date, Integer, bindparam, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.expression import FunctionElement
 
 from fincoach.db.queries.transactions import SIGNED
 from fincoach.db.queries.users import get_profile
@@ -103,6 +103,82 @@ def _seconds(values: list[Any]) -> np.ndarray:
     return np.array(values, dtype="int64").astype("datetime64[s]")
 
 
+# The statements are built once, with bound parameters: building them took more CPU than
+# running them (SQLAlchemy's construction and cache key, for every request).
+_USER = bindparam("user_id", type_=Integer())
+_RAW_START = bindparam("raw_start", type_=Transaction.occurred_at.type)
+_AS_OF = bindparam("as_of", type_=Transaction.occurred_at.type)
+_DAY_START = bindparam("day_start", type_=Transaction.occurred_at.type)
+_LAST_DAY = bindparam("last_day", type_=Date())
+_FIRST_DAY = bindparam("first_day", type_=Date())
+_OLDER_START = bindparam("older_start", type_=Date())
+_RAW_FIRST_DAY = bindparam("raw_first_day", type_=Date())
+
+_HEAD = select(
+    UserProfile.opening_balance,
+    UserProfile.monthly_income,
+    UserProfile.monthly_budget,
+    select(LedgerTotal.signed_total).where(LedgerTotal.user_id == _USER).scalar_subquery(),
+    # The rows the snapshot holds, and any dated after as_of: the rest is the opening balance.
+    select(func.coalesce(func.sum(SIGNED), 0.0))
+    .where(Transaction.user_id == _USER, Transaction.occurred_at >= _RAW_START)
+    .scalar_subquery(),
+    select(RecommendationHistory.action_id)
+    .where(RecommendationHistory.user_id == _USER)
+    .order_by(RecommendationHistory.created_at.desc(), RecommendationHistory.id.desc())
+    .limit(1)
+    .scalar_subquery(),
+).where(UserProfile.user_id == _USER)
+
+_ROWS = (
+    select(
+        epoch_seconds(Transaction.occurred_at),
+        Transaction.amount,
+        Transaction.category,
+        Transaction.merchant,
+        Transaction.transaction_type,
+    )
+    .where(
+        Transaction.user_id == _USER,
+        Transaction.occurred_at >= _RAW_START,
+        Transaction.occurred_at < _AS_OF,
+    )
+    .order_by(Transaction.occurred_at, Transaction.id)
+)
+
+_BACK = weeks_back(_LAST_DAY, LedgerDay.day)
+_OLDER_WEEKS = (
+    select(_BACK, LedgerDay.category, LedgerDay.transaction_type, func.sum(LedgerDay.amount))
+    .where(
+        LedgerDay.user_id == _USER,
+        LedgerDay.day >= _OLDER_START,
+        LedgerDay.day < _RAW_FIRST_DAY,
+    )
+    .group_by(_BACK, LedgerDay.category, LedgerDay.transaction_type)
+)
+
+# The last EVENT_DAYS whole days per type: the days before the last one from the per-day
+# aggregates (source 0), the last day's rows before as_of counted by the database (source 1).
+_EVENTS = union_all(
+    select(literal(0), EventDay.event_type, func.sum(EventDay.n))
+    .where(EventDay.user_id == _USER, EventDay.day >= _FIRST_DAY, EventDay.day < _LAST_DAY)
+    .group_by(EventDay.event_type),
+    select(literal(1), BehavioralEvent.event_type, func.count())
+    .where(
+        BehavioralEvent.user_id == _USER,
+        BehavioralEvent.timestamp >= _DAY_START,
+        BehavioralEvent.timestamp < _AS_OF,
+    )
+    .group_by(BehavioralEvent.event_type),
+)
+
+_GOALS = (
+    select(Goal.target_amount, Goal.current_amount, Goal.target_date, Goal.status)
+    .where(Goal.user_id == _USER)
+    .order_by(Goal.id)
+)
+
+
 async def load_snapshot(
     session: AsyncSession,
     user_id: int,
@@ -125,78 +201,32 @@ async def load_snapshot(
     last_day = day.date()
     raw_start = _datetime(end) - timedelta(weeks=raw_weeks)
     older_weeks = max(0, weeks - raw_weeks)
+    params = {"user_id": user_id, "raw_start": raw_start, "as_of": as_of}
 
-    total: ColumnElement[Any] = (
-        select(LedgerTotal.signed_total).where(LedgerTotal.user_id == user_id).scalar_subquery()
-    )
-    # The rows the snapshot holds, and any dated after as_of: the rest is the opening balance.
-    newer: ColumnElement[Any] = (
-        select(func.coalesce(func.sum(SIGNED), 0.0))
-        .where(Transaction.user_id == user_id, Transaction.occurred_at >= raw_start)
-        .scalar_subquery()
-    )
-    last_action: ColumnElement[Any] = (
-        select(RecommendationHistory.action_id)
-        .where(RecommendationHistory.user_id == user_id)
-        .order_by(RecommendationHistory.created_at.desc(), RecommendationHistory.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    head_query = select(
-        UserProfile.opening_balance,
-        UserProfile.monthly_income,
-        UserProfile.monthly_budget,
-        total,
-        newer,
-        last_action,
-    ).where(UserProfile.user_id == user_id)
-    head = (await session.execute(head_query)).first()
+    head = (await session.execute(_HEAD, params)).first()
     if head is None:  # no profile row yet: make it, then read the scalars as before
         await get_profile(session, user_id)
-        head = (await session.execute(head_query)).one()
+        head = (await session.execute(_HEAD, params)).one()
     opening, income, budget, total_sum, newer_sum, action = head
 
-    tx = (
-        await session.execute(
-            select(
-                epoch_seconds(Transaction.occurred_at),
-                Transaction.amount,
-                Transaction.category,
-                Transaction.merchant,
-                Transaction.transaction_type,
-            )
-            .where(
-                Transaction.user_id == user_id,
-                Transaction.occurred_at >= raw_start,
-                Transaction.occurred_at < as_of,
-            )
-            .order_by(Transaction.occurred_at, Transaction.id)
-        )
-    ).all()
+    tx = (await session.execute(_ROWS, params)).all()
     older = np.zeros((older_weeks, len(CATEGORIES)))
     if older_weeks:
-        back = weeks_back(literal(last_day, Date()), LedgerDay.day)
         sums = await session.execute(
-            select(back, LedgerDay.category, LedgerDay.transaction_type, func.sum(LedgerDay.amount))
-            .where(
-                LedgerDay.user_id == user_id,
-                LedgerDay.day >= last_day - timedelta(weeks=weeks, days=-1),
-                LedgerDay.day < raw_start.date(),
-            )
-            .group_by(back, LedgerDay.category, LedgerDay.transaction_type)
+            _OLDER_WEEKS,
+            {
+                "user_id": user_id,
+                "last_day": last_day,
+                "older_start": last_day - timedelta(weeks=weeks, days=-1),
+                "raw_first_day": raw_start.date(),
+            },
         )
         for b, ledger_category, ledger_type, ledger_sum in sums:
             older[int(b) - raw_weeks, category_code(ledger_category, ledger_type)] += float(
                 ledger_sum
             )
     events = await _event_counts(session, user_id, last_day, day, as_of)
-    goals = (
-        await session.execute(
-            select(Goal.target_amount, Goal.current_amount, Goal.target_date, Goal.status)
-            .where(Goal.user_id == user_id)
-            .order_by(Goal.id)
-        )
-    ).all()
+    goals = (await session.execute(_GOALS, params)).all()
 
     if tx:
         at, amount, category, merchant, direction = zip(*tx, strict=True)
@@ -232,25 +262,21 @@ async def load_snapshot(
 async def _event_counts(
     session: AsyncSession, user_id: int, last_day: date, day: datetime, as_of: datetime
 ) -> EventFrame:
-    """Events of the last EVENT_DAYS whole days per type: the days before the last one from
-    the per-day aggregates (a row per type, stamped with the window's first day), the last
-    day's rows before ``as_of`` counted by the database (stamped with that day)."""
+    """Events of the last EVENT_DAYS whole days per type (one row per type and source, stamped
+    with the window's first day or the last day)."""
     first_day = last_day - timedelta(days=EVENT_DAYS - 1)
-    query = union_all(
-        select(literal(0), EventDay.event_type, func.sum(EventDay.n))
-        .where(EventDay.user_id == user_id, EventDay.day >= first_day, EventDay.day < last_day)
-        .group_by(EventDay.event_type),
-        select(literal(1), BehavioralEvent.event_type, func.count())
-        .where(
-            BehavioralEvent.user_id == user_id,
-            BehavioralEvent.timestamp >= day,
-            BehavioralEvent.timestamp < as_of,
-        )
-        .group_by(BehavioralEvent.event_type),
+    result = await session.execute(
+        _EVENTS,
+        {
+            "user_id": user_id,
+            "first_day": first_day,
+            "last_day": last_day,
+            "day_start": day,
+            "as_of": as_of,
+        },
     )
     rows: list[tuple[int, str, int]] = sorted(
-        ((int(s), str(e), int(n)) for s, e, n in await session.execute(query)),
-        key=lambda r: (r[0], r[1]),
+        ((int(s), str(e), int(n)) for s, e, n in result), key=lambda r: (r[0], r[1])
     )
     if not rows:
         return EventFrame.empty()

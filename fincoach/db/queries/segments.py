@@ -7,17 +7,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fincoach.db.tables import UserSegment, Wallet
 from fincoach.features.state import BEHAVIOR_FEATURE_NAMES
 
+# Built once: it runs on every recommendation.
+_SEGMENT = select(UserSegment).where(UserSegment.user_id == bindparam("user_id"))
+
 
 async def get_segment(session: AsyncSession, user_id: int) -> UserSegment | None:
     """The user's stored segment, or None when none was assigned yet."""
-    return await session.scalar(select(UserSegment).where(UserSegment.user_id == user_id))
+    return await session.scalar(_SEGMENT, {"user_id": user_id})
 
 
 async def upsert_segment(
