@@ -401,8 +401,7 @@ def _event_loop_runner() -> asyncio.Runner:
 def prepare(workdir: Path, model_dir: str | None) -> tuple[str, str]:
     """Migrate a fresh SQLite database, load demo users, train models (unless given), assign
     the demo users' segments (as `fincoach serve` does). Returns (database URL, model dir)."""
-    from fincoach.jobs.segments import refresh_segments
-
+    from fincoach.cli.serve import _assign_segments
     from fincoach.config import Settings
     from fincoach.db.engine import make_engine
     from fincoach.db.migrate import upgrade
@@ -441,7 +440,7 @@ def prepare(workdir: Path, model_dir: str | None) -> tuple[str, str]:
 
     t0 = time.perf_counter()
     asyncio.run(load())
-    assigned = asyncio.run(refresh_segments(url, model_dir))
+    assigned = asyncio.run(_assign_segments(url, Path(model_dir)))
     print(
         f"database {url}: {DEMO_USERS} demo users x {DEMO_WEEKS} weeks from {start}, "
         f"{assigned} segments assigned ({time.perf_counter() - t0:.0f} s)"

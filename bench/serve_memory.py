@@ -58,8 +58,10 @@ def label(pid: int) -> str:
     argv = _cmdline(pid)
     if not argv:
         return "?"
-    if argv[0].startswith("ray::"):
-        return argv[0].split()[0]
+    if argv[0].startswith(("ray::", "ray-dashboard-")):
+        return argv[0].split()[0]  # an actor, or one of the dashboard's module processes
+    if any("multiprocessing.forkserver" in a for a in argv):
+        return "python (dashboard's forkserver)"
     if any(a.endswith(("default_worker.py", "setup_worker.py")) for a in argv):
         return "ray worker (idle, not yet an actor)"
     name = Path(argv[0]).name
