@@ -41,6 +41,7 @@ PR_SET_CHILD_SUBREAPER = 36
 SERVE_STOP_S = 20.0  # serve.shutdown: replicas drain, HAProxy and the controller stop
 RAY_STOP_S = 5.0  # SIGTERM to the Ray processes, then SIGKILL
 LAUNCH_S = 180.0
+IDLE_CHECK_S = 2.0  # how often a running supervisor records the run and checks Ray is up
 KEEP_SESSIONS = 2  # Ray session directories (logs) kept from earlier runs
 
 
@@ -314,9 +315,10 @@ class Supervisor:
             self.stop_signal = signum
             log(f"{signal.Signals(signum).name}: stopping")
 
-    def _record(self) -> None:
+    def _record(self, pids: list[int] | None = None) -> None:
         """The run file: this process and every process of the run (pid, start time)."""
-        procs = [[p, t] for p in descendants(os.getpid()) if (t := start_time(p)) is not None]
+        pids = descendants(os.getpid()) if pids is None else pids
+        procs = [[p, t] for p in pids if (t := start_time(p)) is not None]
         run = {"supervisor": list(self.me), "port": self.plan["port"], "processes": procs}
         tmp = self.state / f"{RUN_FILE}.tmp"
         tmp.write_text(json.dumps(run))
@@ -360,6 +362,12 @@ class Supervisor:
         terminate([pid], 3.0)
         return None
 
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but return soon after a stop signal (a sleep resumes after a handler)."""
+        deadline = time.monotonic() + seconds
+        while self.stop_signal is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def _health(self) -> int:
         url = f"http://{self.plan['host']}:{self.plan['port']}/health"
         try:
@@ -370,8 +378,9 @@ class Supervisor:
         except (OSError, ValueError):
             return 0
 
-    def _ray_alive(self) -> bool:
-        return {"gcs_server", "raylet"} <= {program(p) for p in descendants(self.me[0])}
+    def _ray_alive(self, pids: list[int] | None = None) -> bool:
+        pids = descendants(self.me[0]) if pids is None else pids
+        return {"gcs_server", "raylet"} <= {program(p) for p in pids}
 
     def run(self) -> int:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -406,13 +415,14 @@ class Supervisor:
                     return 1
                 self._record()
                 time.sleep(0.25)
-            while self.stop_signal is None:
-                self._record()
+            while self.stop_signal is None:  # idle: one look at /proc every IDLE_CHECK_S
                 reap()
-                if not self._ray_alive():
+                pids = descendants(self.me[0])
+                self._record(pids)
+                if not self._ray_alive(pids):
                     log("Ray's head processes are gone: stopping the rest")
                     break
-                time.sleep(1.0)
+                self._sleep(IDLE_CHECK_S)
             code = 0 if self.stop_signal is not None else 1
         finally:
             self.stop()
