@@ -143,7 +143,7 @@ def listening_ports(pids: set[int]) -> dict[int, list[int]]:
 
 
 def memory_table(pids: list[int]) -> tuple[list[dict[str, Any]], int, int]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for pid in pids:
         if (mem := memory_kib(pid)) is None:
             continue

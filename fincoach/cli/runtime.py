@@ -35,7 +35,7 @@ def start_head(plan: dict[str, Any]) -> None:
 
     # `ray start --head` runs a Ray client server (port 10001) whenever its dependencies are
     # installed, and accepts no option to leave it out; nothing here uses Ray client.
-    scripts.get_ray_client_dependency_error = lambda: "not used by fincoach serve"
+    scripts.get_ray_client_dependency_error = lambda: ImportError("not used by fincoach serve")
     if not plan["dashboard"]:
         # Without the dashboard, `ray start --head` still runs dashboard.py (about 120 MB) for
         # the usage-stats module alone, and usage stats are off: leave it out.
