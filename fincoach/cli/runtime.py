@@ -31,7 +31,15 @@ def start_head(plan: dict[str, Any]) -> None:
     """`ray start --head` with the embedded profile: no autoscaler monitor (one machine), no log
     monitor (the logs stay in files), no Ray client server, the dashboard only when asked, no
     prestarted idle workers. Its processes outlive this one (the supervisor adopts them)."""
+    from ray._private.authentication.authentication_token_setup import (
+        ensure_token_if_auth_enabled,
+    )
     from ray.scripts import scripts
+
+    # Token authentication (RAY_AUTH_MODE=token, as for a local `ray.init()`): make the token
+    # (~/.ray/auth_token) on a machine that has none, as `ray.init()` does; `ray start` would
+    # refuse to start without one.
+    ensure_token_if_auth_enabled(None, create_token_if_missing=True)
 
     # `ray start --head` runs a Ray client server (port 10001) whenever its dependencies are
     # installed, and accepts no option to leave it out; nothing here uses Ray client.
