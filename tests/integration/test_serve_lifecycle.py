@@ -54,7 +54,13 @@ class Runs:
     log: Path
     seen: set[tuple[int, int]] = field(default_factory=set)
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *, background: bool = False) -> subprocess.Popen[bytes]:
+        """`make serve`; ``background``: as a shell starts a background job (`make serve &`
+        in a script), with SIGINT ignored."""
+
+        def ignore_int() -> None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
         with open(self.log, "ab") as out:
             return subprocess.Popen(
                 ["make", "--no-print-directory", "serve"],
@@ -64,6 +70,7 @@ class Runs:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a process group of its own, as a terminal gives
+                preexec_fn=ignore_int if background else None,
             )
 
     def track(self, proc: subprocess.Popen[bytes]) -> list[int]:
@@ -159,10 +166,10 @@ def test_make_serve_stops_on_term_to_its_group_or_int_and_starts_again(runs: Run
     os.killpg(first.pid, signal.SIGTERM)
     runs.wait_gone()
 
-    second = runs.start()
+    second = runs.start(background=True)  # SIGINT ignored, as in a shell's background job
     server = _server(runs.wait_ready(second))
     assert httpx.get(f"{runs.url}/health").json()["status"] == "ok"
-    os.kill(server, signal.SIGINT)  # Ctrl-C, or `kill -INT` to the server alone
+    os.kill(server, signal.SIGINT)  # `kill -INT` to the server alone
     runs.wait_gone()
 
     # A run killed outright leaves Ray, HAProxy and their ports behind; the next start clears
