@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 # in-process peer's throughput for the composed recommendation, against 36% for Serve's
 # defaults. Set either variable to 0 to go back.
 SERVE_FAST_PATH = ("RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED")
-# No idle worker stays: Ray prestarts a worker per CPU at boot (measured: they become the first
-# actors, and the start is 4-6 s shorter with them than without), and with a soft limit of 0 a
-# worker that has no actor left (the one that built the application, an unused prestart) ends
-# at once instead of idling at ~100 MB.
+# No idle worker stays: Ray prestarts a worker per CPU at boot (they become the first actors;
+# without them the start measured 23 s against 13-17 s, bench/RESULTS.md), and with a soft limit
+# of 0 a worker that has no actor left (the one that built the application, an unused
+# prestart) ends at once instead of idling at ~100 MB.
 LEAN_SYSTEM_CONFIG = {"num_workers_soft_limit": 0}
 HAPROXY_STATS_PORT, HAPROXY_METRICS_PORT = 8404, 9101  # Ray's defaults
 
