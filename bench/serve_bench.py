@@ -562,7 +562,11 @@ def child_fincoach(port: int, config_path: Path) -> None:
 
     config, _ = serve_options(config_path)
     config["http_options"] = {**config.get("http_options", {}), "port": port}
-    copy = Path(tempfile.mkdtemp(prefix="fincoach-bench-config-")) / "serve_config.yaml"
+    from fincoach.cli.supervise import state_dir
+
+    # In the run's own directory, which the parent removes after the stop.
+    state_dir(port).mkdir(parents=True, exist_ok=True)
+    copy = state_dir(port) / "bench_serve_config.yaml"
     copy.write_text(yaml.safe_dump(config, sort_keys=False))
     os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
     os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
@@ -1018,6 +1022,12 @@ def measure(
         print(f"[{setup}] FAILED: {note['error']}", flush=True)
     finally:
         note["killed_after_stop"] = server.stop()
+        if setup == "serve:fincoach":
+            import shutil
+
+            from fincoach.cli.supervise import state_dir
+
+            shutil.rmtree(state_dir(port), ignore_errors=True)  # its Ray logs and config copy
         note["load_after"] = loadavg()
         note["status_lines"] = [
             line
