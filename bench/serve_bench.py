@@ -12,6 +12,9 @@ feature flags are in the environment before `ray` is imported); the load comes f
 records requests, errors, req/s, p50/p99, the "fallback": true share of recommendations, and the
 CPU seconds of the server's process tree (per process) and of this client.
 
+The variant `fincoach` runs `fincoach serve` itself (what `make serve` runs: its Ray profile, the
+config's sizing) with the code of --fincoach-root (another checkout, to compare two commits).
+
 Usage: .venv/bin/python bench/serve_bench.py [--quick] [--variants default,throughput,haproxy]
        [--model-dir DIR] [--duration 15 --warmup 3 --concurrency 1,8,32] [--profile 40]
 """
@@ -55,7 +58,10 @@ VARIANT_ENV: dict[str, dict[str, str]] = {
     "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
     "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1"},
     "haproxy+throughput": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    # `fincoach serve` itself (what `make serve` runs), with the code of --fincoach-root.
+    "fincoach": {},
 }
+FINCOACH_ROOT = [ROOT]  # set from --fincoach-root
 # Variants that also change deployment options of serve_config.yaml: "<base>/<name>".
 VARIANT_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "1ingress": {"CoachIngress": {"num_replicas": 1}},
@@ -395,8 +401,7 @@ def _event_loop_runner() -> asyncio.Runner:
 def prepare(workdir: Path, model_dir: str | None) -> tuple[str, str]:
     """Migrate a fresh SQLite database, load demo users, train models (unless given), assign
     the demo users' segments (as `fincoach serve` does). Returns (database URL, model dir)."""
-    from fincoach.jobs.segments import refresh_segments
-
+    from fincoach.cli.serve import _assign_segments
     from fincoach.config import Settings
     from fincoach.db.engine import make_engine
     from fincoach.db.migrate import upgrade
@@ -435,7 +440,7 @@ def prepare(workdir: Path, model_dir: str | None) -> tuple[str, str]:
 
     t0 = time.perf_counter()
     asyncio.run(load())
-    assigned = asyncio.run(refresh_segments(url, model_dir))
+    assigned = asyncio.run(_assign_segments(url, Path(model_dir)))
     print(
         f"database {url}: {DEMO_USERS} demo users x {DEMO_WEEKS} weeks from {start}, "
         f"{assigned} segments assigned ({time.perf_counter() - t0:.0f} s)"
@@ -463,6 +468,8 @@ def child_env(setup: str, fincoach_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FINCOACH_"))}
     env.update(fincoach_env)
     env["PYTHONPATH"] = str(ROOT)
+    if setup == "serve:fincoach":
+        env["PYTHONPATH"] = str(FINCOACH_ROOT[0])
     if setup == "inprocess":
         # Ray gives each replica one BLAS/OpenMP thread (fractional num_cpus): same here.
         env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
@@ -546,6 +553,24 @@ def build_configured_app(
             )
         app = graph.build_app({**app_cfg.get("args", {}), **extra_args, "model_dir": model_dir})
     return app, config
+
+
+def child_fincoach(port: int, config_path: Path) -> None:
+    """Become `fincoach serve` on a copy of the config with this port (HAProxy's stats and
+    metrics ports free ones too); SIGTERM to this process then stops it as it stops itself."""
+    import yaml
+
+    config, _ = serve_options(config_path)
+    config["http_options"] = {**config.get("http_options", {}), "port": port}
+    from fincoach.cli.supervise import state_dir
+
+    # In the run's own directory, which the parent removes after the stop.
+    state_dir(port).mkdir(parents=True, exist_ok=True)
+    copy = state_dir(port) / "bench_serve_config.yaml"
+    copy.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
+    os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
+    os.execv(FINCOACH, [FINCOACH, "serve", "--config", str(copy), "--demo-users", "0"])
 
 
 def child_serve(variant: str, port: int, config_path: Path) -> None:
@@ -917,6 +942,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Before each setup, wait up to S s for other work to leave the CPUs (0: don't)",
     )
     p.add_argument("--config", default=str(ROOT / "serve_config.yaml"), help="Serve config")
+    p.add_argument(
+        "--fincoach-root",
+        default=str(ROOT),
+        help="Checkout whose code the `fincoach` variant runs (default: this one)",
+    )
     p.add_argument("--json", help="Also write every cell (with CPU per process) to this file")
     p.add_argument("--keep", action="store_true", help="Keep the temporary directory")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -992,6 +1022,12 @@ def measure(
         print(f"[{setup}] FAILED: {note['error']}", flush=True)
     finally:
         note["killed_after_stop"] = server.stop()
+        if setup == "serve:fincoach":
+            import shutil
+
+            from fincoach.cli.supervise import state_dir
+
+            shutil.rmtree(state_dir(port), ignore_errors=True)  # its Ray logs and config copy
         note["load_after"] = loadavg()
         note["status_lines"] = [
             line
@@ -1013,6 +1049,8 @@ def main() -> None:
     if opts.child:
         if opts.child == "inprocess":
             child_inprocess(opts.child_port)
+        elif opts.child == "serve:fincoach":
+            child_fincoach(opts.child_port, Path(opts.config))
         elif opts.child.startswith("serve:"):
             child_serve(opts.child.split(":", 1)[1], opts.child_port, Path(opts.config))
         elif opts.child == "profile":
@@ -1020,6 +1058,7 @@ def main() -> None:
         return
 
     signal.signal(signal.SIGTERM, _interrupt)
+    FINCOACH_ROOT[0] = Path(opts.fincoach_root).resolve()
     started = time.perf_counter()
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     print(f"serve_bench {stamp}: {os.cpu_count()} CPUs, load {loadavg()}")

@@ -3,10 +3,12 @@
     python -m deploy.sync_kuberay           # rewrite the `serveConfigV2` block in place
     python -m deploy.sync_kuberay --check   # exit 1 (and say so) if the block is out of date
 
-The block is serve_config.yaml's text, comments included, with one change: `http_options.host`
-becomes 0.0.0.0, because in a pod the proxy must listen on the pod's address for the Kubernetes
-Service to reach it (the local file binds 127.0.0.1). Everything else of the manifest is kept
-as written. tests/unit/test_kuberay.py fails when the two files drift apart.
+The block is serve_config.yaml (as YAML, its comments left in that file) with two changes:
+`http_options.host` becomes 0.0.0.0, because in a pod the proxy must listen on the pod's address
+for the Kubernetes Service to reach it (the local file binds 127.0.0.1); and the cluster keeps
+its own sizing: each deployment named in deploy/kuberay/cluster_sizing.yaml takes the options
+given there instead of the laptop's. Everything else of the manifest is kept as written.
+tests/unit/test_kuberay.py fails when the files drift apart.
 """
 
 from __future__ import annotations
@@ -23,40 +25,41 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = ROOT / "serve_config.yaml"
 MANIFEST = ROOT / "deploy" / "kuberay" / "rayservice.yaml"
+CLUSTER_SIZING = ROOT / "deploy" / "kuberay" / "cluster_sizing.yaml"
 POD_HTTP_HOST = "0.0.0.0"
 _BLOCK_KEY = re.compile(r"^(?P<indent> *)serveConfigV2: \|[-+]?\s*$")
-_HOST = re.compile(r"^(?P<indent> +)host:")
+HEADER = [
+    "# serve_config.yaml with the cluster's sizing (deploy/kuberay/cluster_sizing.yaml) and the",
+    "# pod's HTTP host, written by `python -m deploy.sync_kuberay`: edit those files, not this.",
+]
+_EXCLUSIVE = {"num_replicas": "autoscaling_config", "autoscaling_config": "num_replicas"}
 
 
 class SyncError(Exception):
     """The manifest or the config is not in the shape this tool rewrites."""
 
 
-def pod_config_text(serve_config_text: str) -> str:
-    """serve_config.yaml's text with ``http_options.host`` set to 0.0.0.0 (added if absent)."""
-    out: list[str] = []
-    in_http = replaced = False
-    for line in serve_config_text.splitlines():
-        top_level = bool(line) and not line[0].isspace() and not line.startswith("#")
-        if top_level:
-            if in_http and not replaced:
-                out.append(f"  host: {POD_HTTP_HOST}")
-                replaced = True
-            in_http = line.split(":", 1)[0] == "http_options"
-        elif in_http and (m := _HOST.match(line)):
-            line = f"{m['indent']}host: {POD_HTTP_HOST}"
-            replaced = True
-        out.append(line)
-    if in_http and not replaced:
-        out.append(f"  host: {POD_HTTP_HOST}")
-    elif not replaced:
-        out += ["http_options:", f"  host: {POD_HTTP_HOST}"]
-    text = "\n".join(out) + "\n"
-    expected = copy.deepcopy(yaml.safe_load(serve_config_text))
-    expected.setdefault("http_options", {})["host"] = POD_HTTP_HOST
-    if yaml.safe_load(text) != expected:  # a layout this line-based edit does not understand
-        raise SyncError("could not set http_options.host in serve_config.yaml's text")
-    return text
+def cluster_config(serve_config: dict[str, Any], sizing: dict[str, Any]) -> dict[str, Any]:
+    """serve_config.yaml as the cluster runs it: the pod's HTTP host and, for each deployment
+    ``sizing`` names, its options in place of the file's."""
+    config = copy.deepcopy(serve_config)
+    config.setdefault("http_options", {})["host"] = POD_HTTP_HOST
+    wanted = dict((sizing or {}).get("deployments") or {})
+    for app in config.get("applications", []):
+        for deployment in app.get("deployments", []):
+            for key, value in (wanted.pop(deployment["name"], None) or {}).items():
+                deployment.pop(_EXCLUSIVE.get(key, ""), None)
+                deployment[key] = copy.deepcopy(value)
+    if wanted:
+        raise SyncError(f"cluster sizing names deployments the config lacks: {sorted(wanted)}")
+    return config
+
+
+def pod_config_text(serve_config_text: str, sizing_text: str = "") -> str:
+    """The Serve config the RayService carries, as YAML text."""
+    config = cluster_config(yaml.safe_load(serve_config_text), yaml.safe_load(sizing_text or "{}"))
+    body = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=100)
+    return "\n".join(HEADER) + "\n" + body
 
 
 def _block_span(lines: list[str]) -> tuple[int, int, str]:
@@ -75,12 +78,15 @@ def _block_span(lines: list[str]) -> tuple[int, int, str]:
     raise SyncError("no `serveConfigV2: |` block in the manifest")
 
 
-def render(manifest_text: str, serve_config_text: str) -> str:
-    """The manifest with its serveConfigV2 block replaced by the pod form of the config."""
+def render(manifest_text: str, serve_config_text: str, sizing_text: str | None = None) -> str:
+    """The manifest with its serveConfigV2 block replaced by the cluster form of the config
+    (``sizing_text``: the cluster sizing file's text, by default the one beside the manifest)."""
+    if sizing_text is None:
+        sizing_text = CLUSTER_SIZING.read_text()
     lines = manifest_text.splitlines()
     start, end, indent = _block_span(lines)
     inner = indent + "  "
-    config_lines = pod_config_text(serve_config_text).splitlines()
+    config_lines = pod_config_text(serve_config_text, sizing_text).splitlines()
     block = [inner + line if line.strip() else "" for line in config_lines]
     return "\n".join(lines[: start + 1] + block + lines[end:]) + "\n"
 
@@ -95,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="Only report; exit 1 if out of date")
     p.add_argument("--config", type=Path, default=SERVE_CONFIG, help="Serve config file")
     p.add_argument("--manifest", type=Path, default=MANIFEST, help="RayService manifest")
+    p.add_argument("--sizing", type=Path, default=CLUSTER_SIZING, help="Cluster sizing file")
     opts = p.parse_args(argv)
     current = opts.manifest.read_text()
-    wanted = render(current, opts.config.read_text())
+    wanted = render(current, opts.config.read_text(), opts.sizing.read_text())
     if wanted == current:
         sys.stdout.write(f"{opts.manifest} is in step with {opts.config}\n")
         return 0

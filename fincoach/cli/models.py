@@ -25,7 +25,37 @@ ApplyOption = Annotated[
 ]
 
 
+def _apply_embedded(config: Path) -> bool:
+    """Apply the config to a `fincoach serve` running on its HTTP port (no dashboard there to
+    take `serve deploy`): the same deploy step it started with. False if none runs."""
+    import json
+    import subprocess
+
+    import yaml
+
+    from fincoach.cli import supervise
+
+    port = int((yaml.safe_load(config.read_text()).get("http_options") or {}).get("port", 8000))
+    state = supervise.state_dir(port)
+    plan_file = state / supervise.PLAN_FILE
+    if supervise.live_supervisor(state) is None or not plan_file.is_file():
+        return False
+    plan = {**json.loads(plan_file.read_text()), "config": str(config.resolve())}
+    result = subprocess.run(
+        [sys.executable, plan["runtime"], "deploy", json.dumps(plan)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **plan["env"]},
+    )
+    if result.returncode != 0:
+        fail(f"applying {config} failed: {result.stderr.strip()[-500:]}")
+    typer.echo(f"applied {config} to the running application (fincoach serve on :{port})")
+    return True
+
+
 def _apply(config: Path, address: str) -> None:
+    if _apply_embedded(config):
+        return
     serve_bin = shutil.which("serve", path=str(Path(sys.executable).parent)) or "serve"
     import subprocess
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import weakref
+
 from sqlalchemy import text
 
 from fincoach.db.queries.jobs import job_rows
 from fincoach.errors import ServiceUnavailable
+from fincoach.usecases.clients import ModelClients
 from fincoach.usecases.context import Context
 from schemas.ops import ComponentStatus, HealthResponse, JobBrief, ModelsResponse
 
 RETRY_AFTER_S = "5"
+STARTING_RETRY_AFTER_S = "1"
+# The model clients (one per serving process) that have once seen every deployment and the
+# bandit answer: until then the process is starting, and /health says 503.
+_READY: weakref.WeakSet[ModelClients] = weakref.WeakSet()
 
 
 async def models(ctx: Context) -> ModelsResponse:
@@ -19,8 +26,9 @@ async def models(ctx: Context) -> ModelsResponse:
 
 async def health(ctx: Context, version: str) -> HealthResponse:
     """Database, each model deployment, the bandit and the jobs. ServiceUnavailable while the
-    database does not answer; "degraded" when a model or the bandit does not (answers then use
-    their fallbacks)."""
+    database does not answer, and while starting: until every model deployment and the bandit
+    have answered once. After that, "degraded" when a model or the bandit does not (answers
+    then use their fallbacks)."""
     try:
         async with ctx.sessions() as session:
             await session.execute(text("SELECT 1"))
@@ -39,6 +47,16 @@ async def health(ctx: Context, version: str) -> HealthResponse:
     }
     bandit: ComponentStatus = "ok" if await ctx.models.bandit_stats() is not None else "unavailable"
     healthy = all(v == "ok" for v in model_status.values()) and bandit == "ok"
+    if healthy:
+        _READY.add(ctx.models)
+    elif ctx.models not in _READY:
+        waiting = [n for n, v in model_status.items() if v != "ok"] + (
+            ["bandit"] if bandit != "ok" else []
+        )
+        raise ServiceUnavailable(
+            f"starting: waiting for {', '.join(waiting)}",
+            headers={"Retry-After": STARTING_RETRY_AFTER_S},
+        )
     try:
         async with ctx.sessions() as session:
             jobs = {

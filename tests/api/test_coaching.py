@@ -209,8 +209,10 @@ async def test_without_models_answers_degrade_to_fallbacks(
         spend = (await c.get("/coaching/spending-prediction", headers=h)).json()
         assert spend["fallback"] is True and "moving average" in spend["method"]
         assert (await c.get("/coaching/user-segment", headers=h)).status_code == 503
-        health = (await c.get("/health")).json()
-        assert health["status"] == "degraded"
+        health = await c.get("/health")  # never ready: no model has loaded, no bandit
+        assert health.status_code == 503 and health.headers["retry-after"]
+        assert "bandit" in health.json()["detail"]
+        assert "RecommenderDeployment" in health.json()["detail"]
         strategies = (await c.get("/coaching/strategies", headers=h)).json()
         assert strategies["available"] is False
 

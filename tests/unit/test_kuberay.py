@@ -1,4 +1,5 @@
-"""deploy/kuberay/rayservice.yaml carries serve_config.yaml's applications exactly (no Ray)."""
+"""deploy/kuberay/rayservice.yaml carries serve_config.yaml's applications, with the cluster's own
+sizing (deploy/kuberay/cluster_sizing.yaml) in place of the laptop's (no Ray)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.sync_kuberay import MANIFEST, POD_HTTP_HOST, SERVE_CONFIG, embedded_config, render
+from deploy.sync_kuberay import (
+    CLUSTER_SIZING,
+    MANIFEST,
+    POD_HTTP_HOST,
+    SERVE_CONFIG,
+    cluster_config,
+    embedded_config,
+    render,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,25 +31,59 @@ def _serve_config() -> dict[str, Any]:
     return yaml.safe_load(SERVE_CONFIG.read_text())
 
 
+def _sizing() -> dict[str, Any]:
+    return yaml.safe_load(CLUSTER_SIZING.read_text())
+
+
+SIZING_KEYS = {"num_replicas", "autoscaling_config", "ray_actor_options"}
+
+
 def _containers(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     cluster = manifest["spec"]["rayClusterConfig"]
     groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
     return [c for g in groups for c in g["template"]["spec"]["containers"]]
 
 
-def test_kuberay_manifest_embeds_the_serve_config_applications_exactly() -> None:
+def test_kuberay_manifest_embeds_the_serve_config_with_the_cluster_sizing() -> None:
     manifest, config = _manifest(), _serve_config()
     assert manifest["apiVersion"] == "ray.io/v1"
     assert manifest["kind"] == "RayService"
     embedded = embedded_config(manifest)
-    assert embedded["applications"] == config["applications"], (
+    assert embedded == cluster_config(config, _sizing()), (
         "run `python -m deploy.sync_kuberay` after editing serve_config.yaml"
     )
     assert embedded["http_options"]["port"] == config["http_options"]["port"]
     assert embedded["http_options"]["host"] == POD_HTTP_HOST
-    # Nothing else differs either: the rest of the file is copied as it is.
-    rest = {k: v for k, v in embedded.items() if k != "http_options"}
-    assert rest == {k: v for k, v in config.items() if k != "http_options"}
+    # Apart from the sizing of each deployment, the application is the laptop's exactly: the
+    # same deployments, args, logging, user_config (model versions) and limits.
+    (ours,), (theirs,) = config["applications"], embedded["applications"]
+    assert {k: v for k, v in theirs.items() if k != "deployments"} == {
+        k: v for k, v in ours.items() if k != "deployments"
+    }
+    for mine, pod in zip(ours["deployments"], theirs["deployments"], strict=True):
+        assert {k: v for k, v in pod.items() if k not in SIZING_KEYS} == {
+            k: v for k, v in mine.items() if k not in SIZING_KEYS
+        }
+    rest = {k: v for k, v in embedded.items() if k not in ("http_options", "applications")}
+    assert rest == {k: v for k, v in config.items() if k not in ("http_options", "applications")}
+
+
+def test_the_cluster_keeps_its_own_sizing() -> None:
+    """The cluster autoscales the models and runs two ingress replicas, whatever the laptop's
+    file says; a sizing entry replaces num_replicas by autoscaling_config and back."""
+    (app,) = embedded_config(_manifest())["applications"]
+    pods = {d["name"]: d for d in app["deployments"]}
+    for name, wanted in _sizing()["deployments"].items():
+        for key, value in wanted.items():
+            assert pods[name][key] == value, (name, key)
+        if "autoscaling_config" in wanted:
+            assert "num_replicas" not in pods[name]
+    laptop = _serve_config()
+    laptop["applications"][0]["deployments"][1]["num_replicas"] = 5
+    (changed,) = cluster_config(laptop, _sizing())["applications"]
+    assert "num_replicas" not in changed["deployments"][1]
+    with pytest.raises(Exception, match="NoSuchDeployment"):
+        cluster_config(laptop, {"deployments": {"NoSuchDeployment": {"num_replicas": 1}}})
 
 
 def test_kuberay_manifest_is_what_the_sync_script_writes() -> None:
@@ -57,7 +100,8 @@ def test_kuberay_sync_replaces_a_stale_block_and_keeps_the_rest() -> None:
     changed = render(MANIFEST.read_text(), yaml.safe_dump(config, sort_keys=False))
     manifest = yaml.safe_load(changed)
     embedded = embedded_config(manifest)
-    assert embedded["applications"] == config["applications"]
+    assert embedded == cluster_config(config, _sizing())
+    assert embedded["applications"][0]["deployments"][0]["num_replicas"] == 2  # the cluster's
     assert embedded["http_options"]["port"] == 8123
     assert embedded["http_options"]["host"] == POD_HTTP_HOST
     assert manifest["spec"]["rayClusterConfig"] == _manifest()["spec"]["rayClusterConfig"]
@@ -78,7 +122,7 @@ def test_kuberay_head_and_one_worker_group_with_fractional_sizing() -> None:
             float(g["rayStartParams"]["num-cpus"]) * g[bound] for g in cluster["workerGroupSpecs"]
         )
 
-    (app,) = _serve_config()["applications"]
+    (app,) = embedded_config(_manifest())["applications"]
     at_min = at_max = 0.0
     for d in app["deployments"]:
         cpus = d["ray_actor_options"]["num_cpus"]

@@ -25,12 +25,18 @@ async def read_models(ctx: ContextDep) -> ModelsResponse:
 @router.get(
     "/health",
     response_model=HealthResponse,
-    responses={503: {**problem_responses(503)[503], "description": "The database is down"}},
+    responses={
+        503: {
+            **problem_responses(503)[503],
+            "description": "The database is down, or the app is still starting",
+        }
+    },
 )
 async def read_health(request: Request, ctx: ContextDep) -> HealthResponse:
-    """Database, each model deployment and the bandit actor. 200 while the database answers
-    (``status`` says "degraded" if a model or the actor does not: answers then use fallbacks),
-    503 with Retry-After when it does not."""
+    """Database, each model deployment and the bandit actor. 503 with Retry-After while the
+    database does not answer, and while starting (until every deployment and the bandit have
+    answered once); then 200 (``status`` says "degraded" if a model or the actor does not:
+    answers then use fallbacks)."""
     return await health.health(ctx, request.app.version)
 
 

@@ -1,0 +1,184 @@
+"""`make serve` as a user and a service manager run it: start, stop with a signal, start again.
+
+Each run is `make serve` itself (its own Ray head, HAProxy, the lean embedded profile) on free
+ports, with the session's trained models and a database of its own, started as the leader of a
+new process group the way a terminal or systemd starts it. After each stop, no process of the
+run (whatever renamed or re-parented itself) and no listening port of it is left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from fincoach.cli.supervise import (
+    cmdline,
+    descendants,
+    port_holders,
+    program,
+    start_time,
+    state_dir,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_S = 300.0
+STOP_S = 60.0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Runs:
+    """`make serve` runs on one set of ports, and every process any of them started."""
+
+    env: dict[str, str]
+    url: str
+    ports: set[int]
+    log: Path
+    seen: set[tuple[int, int]] = field(default_factory=set)
+
+    def start(self, *, background: bool = False) -> subprocess.Popen[bytes]:
+        """`make serve`; ``background``: as a shell starts a background job (`make serve &`
+        in a script), with SIGINT ignored."""
+
+        def ignore_int() -> None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+        with open(self.log, "ab") as out:
+            return subprocess.Popen(
+                ["make", "--no-print-directory", "serve"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a process group of its own, as a terminal gives
+                preexec_fn=ignore_int if background else None,
+            )
+
+    def track(self, proc: subprocess.Popen[bytes]) -> list[int]:
+        pids = [proc.pid, *descendants(proc.pid)]
+        self.seen |= {(p, t) for p in pids if (t := start_time(p)) is not None}
+        return pids
+
+    def alive(self) -> list[str]:
+        return [f"{program(p)} pid {p}" for p, t in self.seen if start_time(p) == t]
+
+    def wait_ready(self, proc: subprocess.Popen[bytes]) -> list[int]:
+        deadline = time.monotonic() + READY_S
+        while time.monotonic() < deadline:
+            pids = self.track(proc)
+            # Its own HAProxy answering (not one a killed run left behind).
+            own = "haproxy" in {program(p) for p in pids}
+            try:
+                if own and httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return self.track(proc)
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                pytest.fail(f"make serve exited with {proc.returncode}:\n{self.tail()}")
+            time.sleep(0.5)
+        pytest.fail(f"no /health 200 within {READY_S:.0f} s (pids {pids}):\n{self.tail()}")
+
+    def wait_gone(self) -> None:
+        """Every process any run started is gone and no port of the runs is listening."""
+        deadline = time.monotonic() + STOP_S
+        while time.monotonic() < deadline:
+            if not self.alive() and not port_holders(self.ports):
+                return
+            time.sleep(0.2)
+        pytest.fail(
+            f"left after the stop: {self.alive()}, ports {port_holders(self.ports)}\n{self.tail()}"
+        )
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _server(pids: list[int]) -> int:
+    """The `fincoach serve` process (it became the supervisor, same pid)."""
+    (pid,) = [p for p in pids if "supervise.py" in cmdline(p)]
+    return pid
+
+
+@pytest.fixture
+def runs(tmp_path: Path, trained_models: str) -> Iterator[Runs]:
+    port, stats, metrics = _free_port(), _free_port(), _free_port()
+    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    config["http_options"]["port"] = port
+    config_path = tmp_path / "serve_config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "FINCOACH_"))}
+    env.update(
+        {
+            "FINCOACH_SERVE_CONFIG": str(config_path),
+            "FINCOACH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+            "FINCOACH_MODEL_DIR": trained_models,
+            "FINCOACH_ENV": "test",
+            "FINCOACH_JWT_SECRET": "lifecycle-secret-" + "l" * 32,
+            "FINCOACH_PASSWORD_HASH_TIME_COST": "1",
+            "FINCOACH_PASSWORD_HASH_MEMORY_KIB": "1024",
+            "FINCOACH_JOBS_ENABLED": "false",
+            "RAY_SERVE_HAPROXY_STATS_PORT": str(stats),
+            "RAY_SERVE_HAPROXY_METRICS_PORT": str(metrics),
+        }
+    )
+    r = Runs(env, f"http://127.0.0.1:{port}", {port, stats, metrics}, tmp_path / "serve.log")
+    try:
+        yield r
+    finally:  # whatever a failed test left: by pid, only what these runs started
+        for pid, started in r.seen:
+            if start_time(pid) == started:
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(state_dir(port), ignore_errors=True)
+
+
+@pytest.mark.timeout(1200)
+def test_make_serve_stops_on_term_to_its_group_or_int_and_starts_again(runs: Runs) -> None:
+    first = runs.start()
+    pids = runs.wait_ready(first)
+    # The lean embedded profile: no dashboard, no Python proxy beside HAProxy, no idle worker.
+    programs = {program(p) for p in pids}
+    assert "haproxy" in programs and "raylet" in programs
+    assert "ray::ProxyActor" not in programs
+    assert not any("dashboard" in cmdline(p) and "agent" not in cmdline(p) for p in pids)
+    assert "ray::IDLE" not in programs
+
+    # A service manager's stop (systemd's default KillMode), a terminal closing: TERM to the
+    # whole process group of `make serve`.
+    os.killpg(first.pid, signal.SIGTERM)
+    runs.wait_gone()
+
+    second = runs.start(background=True)  # SIGINT ignored, as in a shell's background job
+    server = _server(runs.wait_ready(second))
+    assert httpx.get(f"{runs.url}/health").json()["status"] == "ok"
+    os.kill(server, signal.SIGINT)  # `kill -INT` to the server alone
+    runs.wait_gone()
+
+    # A run killed outright leaves Ray, HAProxy and their ports behind; the next start clears
+    # them and serves.
+    third = runs.start()
+    os.kill(_server(runs.wait_ready(third)), signal.SIGKILL)
+    assert runs.alive(), "a killed supervisor leaves its Ray processes (the case to clear)"
+    fourth = runs.start()
+    runs.wait_ready(fourth)
+    assert "stopped what an earlier run left behind" in runs.tail(400)
+    os.killpg(fourth.pid, signal.SIGTERM)
+    runs.wait_gone()
