@@ -49,10 +49,17 @@ class ModelClients:
     """The model calls the use cases make, whatever runs the models."""
 
     def __init__(
-        self, invoke: Invoke, bandit: BanditInvoke | None, *, q_method: str = "q_values"
+        self,
+        invoke: Invoke,
+        bandit: BanditInvoke | None,
+        *,
+        q_method: str = "q_values",
+        bandit_source: BanditInvoke | None = None,
     ) -> None:
         self._invoke = invoke
         self._bandit = bandit
+        # The bandit itself, when ``bandit`` answers from a copy of it.
+        self._bandit_source = bandit_source or bandit
         self._q_method = q_method
 
     async def _call(self, deployment: str, method: str, *args: Any, model: str | None) -> Any:
@@ -108,11 +115,12 @@ class ModelClients:
                 out[deployment] = {"error": str(exc)}
         return out
 
-    async def _actor(self, method: str, *args: Any) -> Any:
-        if self._bandit is None:
+    async def _actor(self, method: str, *args: Any, source: bool = False) -> Any:
+        bandit = self._bandit_source if source else self._bandit
+        if bandit is None:
             return None
         try:
-            return await self._bandit(method, args)
+            return await bandit(method, args)
         except Exception as exc:  # noqa: BLE001 - RayActorError, timeouts: the bandit is optional
             logger.warning("bandit actor unreachable: %s", exc)
             return None
@@ -125,8 +133,10 @@ class ModelClients:
     ) -> bool:
         return bool(await self._actor("update", feedback_id, strategy, segment, reward))
 
-    async def bandit_stats(self) -> dict[str, Any] | None:
-        return await self._actor("stats")
+    async def bandit_stats(self, *, fresh: bool = False) -> dict[str, Any] | None:
+        """The bandit's statistics; ``fresh``: the actor's own (what shows the bandit), else
+        possibly the ingress's copy (what a recommendation reports), up to a second old."""
+        return await self._actor("stats", source=fresh)
 
 
 class LocalModelClients(ModelClients):
@@ -186,6 +196,7 @@ class ServeModelClients(ModelClients):
             self._on_handle,
             bandit,
             q_method="q_values_batched" if batch_q_values else "q_values",
+            bandit_source=self._on_actor,
         )
 
     async def _on_handle(

@@ -45,7 +45,8 @@ async def health(ctx: Context, version: str) -> HealthResponse:
         else "unavailable"
         for name, info in deployments.items()
     }
-    bandit: ComponentStatus = "ok" if await ctx.models.bandit_stats() is not None else "unavailable"
+    answered = await ctx.models.bandit_stats(fresh=True)
+    bandit: ComponentStatus = "ok" if answered is not None else "unavailable"
     healthy = all(v == "ok" for v in model_status.values()) and bandit == "ok"
     if healthy:
         _READY.add(ctx.models)

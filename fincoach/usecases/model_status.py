@@ -132,7 +132,7 @@ def _service(version: str | None) -> ServiceHealth:
 
 async def enhanced_health(ctx: Context) -> EnhancedHealthResponse:
     versions = await _versions(ctx)
-    bandit = await ctx.models.bandit_stats()
+    bandit = await ctx.models.bandit_stats(fresh=True)
     services = {
         "enhanced_cql_service": _service(versions[CQL_ENHANCED]),
         "segmentation_service": _service(versions[SEGMENTATION]),

@@ -300,8 +300,8 @@ def _history_item(r: RecommendationHistory, f: RecommendationFeedback | None) ->
 
 
 async def strategies(ctx: Context) -> StrategiesResponse:
-    """The bandit's statistics per segment (pulls, mean reward, posterior)."""
-    stats = await ctx.models.bandit_stats()
+    """The bandit's statistics per segment (pulls, mean reward, posterior), from the bandit."""
+    stats = await ctx.models.bandit_stats(fresh=True)
     if stats is None:
         return StrategiesResponse(available=False, algorithm=None, segments={})
     return StrategiesResponse(
