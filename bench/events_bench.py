@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,16 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from fincoach.cli.supervise import spare_port  # noqa: E402
+
 PYTHON = sys.executable
 FINCOACH = str(Path(sys.executable).parent / "fincoach")
 SECRET = "events-bench-secret-" + "e" * 32
 USERS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def make_database(admin_url: str) -> tuple[str, str]:
@@ -127,7 +122,7 @@ def app_env(url: str, model_dir: str, batch_size: int) -> dict[str, str]:
 
 class Server:
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
+        self.port = spare_port()
         self.base = f"http://127.0.0.1:{self.port}"
         code = (
             "import uvicorn; from api.app import create_app; from config import get_settings; "

@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from fincoach.cli.supervise import spare_port  # noqa: E402
 
 PYTHON = sys.executable
 FINCOACH = str(Path(sys.executable).parent / "fincoach")
@@ -181,12 +182,6 @@ def wait_idle(max_wait: float, threshold: float = 0.15) -> float:
 def _alive(pid: int, start: int) -> bool:
     st = _stat(pid)
     return st is not None and st[2] == start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -568,8 +563,8 @@ def child_fincoach(port: int, config_path: Path) -> None:
     state_dir(port).mkdir(parents=True, exist_ok=True)
     copy = state_dir(port) / "bench_serve_config.yaml"
     copy.write_text(yaml.safe_dump(config, sort_keys=False))
-    os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
-    os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
+    os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(spare_port())
+    os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(spare_port())
     os.execv(FINCOACH, [FINCOACH, "serve", "--config", str(copy), "--demo-users", "0"])
 
 
@@ -977,7 +972,7 @@ def measure(
     setup: str, env: dict[str, str], opts: argparse.Namespace, workdir: Path
 ) -> tuple[list[Cell], dict[str, Any]]:
     busy = wait_idle(opts.wait_idle) if opts.wait_idle > 0 else None
-    port = free_port()
+    port = spare_port()
     log = workdir / f"{setup.replace(':', '_').replace('/', '_')}.log"
     note: dict[str, Any] = {"setup": setup, "log": str(log), "load_before": loadavg()}
     if busy is not None:

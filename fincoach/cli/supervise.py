@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -259,6 +260,32 @@ def busy_ports(ports: set[int]) -> list[str]:
         who = ", ".join(describe(p) for p in sorted(pids)) or "a process this user cannot see"
         lines.append(f"port {port} is held by {who}")
     return lines
+
+
+SPARE_PORTS_FROM = 20000  # above Ray's worker ports (10002-19999 by default)
+
+
+def spare_port() -> int:
+    """A TCP port free on every address, below the kernel's ephemeral range.
+
+    A port from bind(0) comes from the ephemeral range, where every outgoing connection and
+    every bind(0) of Ray's own daemons also take theirs: it can be taken again between the
+    choice and a server binding it (HAProxy's stats port was, in CI). Below that range only a
+    server asking for that very port can take it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    candidates = list(range(SPARE_PORTS_FROM, max(low, SPARE_PORTS_FROM + 1000)))
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {SPARE_PORTS_FROM} and {low}")
 
 
 # --- the launch, started before the supervisor takes over ------------------------------------

@@ -18,7 +18,6 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
+from fincoach.cli.supervise import spare_port
 
 pytestmark = pytest.mark.e2e
 
@@ -60,12 +61,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
@@ -73,7 +68,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def api_port() -> int:
-    return _free_port()
+    return spare_port()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ runs against both."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,18 +17,13 @@ import httpx
 import pytest
 from sqlalchemy import Select
 
+from fincoach.cli.supervise import spare_port
 from fincoach.db.engine import make_engine
 from tests.conftest import BACKENDS, load_recent_users, migrated_database
 
 APP_NAME = "fincoach"
 WEB_CLIENT_ORIGIN = "http://localhost:5173"
 SERVE_CONFIG = Path(__file__).resolve().parents[2] / "serve_config.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -66,7 +60,7 @@ def serve_port(trained_models: str) -> Iterator[int]:
         runtime_env={"env_vars": env},
         log_to_driver=os.environ.get("FINCOACH_TEST_RAY_LOGS") == "1",
     )
-    port = _free_port()
+    port = spare_port()
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         yield port

@@ -25,6 +25,7 @@ from fincoach.cli.supervise import (
     descendants,
     port_holders,
     program,
+    spare_port,
     start_time,
     state_dir,
 )
@@ -34,14 +35,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 READY_S = 300.0
 STOP_S = 60.0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -120,7 +113,7 @@ def _server(pids: list[int]) -> int:
 
 @pytest.fixture
 def runs(tmp_path: Path, trained_models: str) -> Iterator[Runs]:
-    port, stats, metrics = _free_port(), _free_port(), _free_port()
+    port, stats, metrics = spare_port(), spare_port(), spare_port()
     config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     config["http_options"]["port"] = port
     config_path = tmp_path / "serve_config.yaml"

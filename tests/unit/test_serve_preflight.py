@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ from fincoach.cli.supervise import (
     busy_ports,
     clear_leftovers,
     port_holders,
+    spare_port,
     start_time,
     state_dir,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _spawn(code: str) -> subprocess.Popen[bytes]:
@@ -44,7 +38,7 @@ def _spawn(code: str) -> subprocess.Popen[bytes]:
 
 @pytest.fixture
 def listener() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = spare_port()
     proc = _spawn(
         "import socket, sys, time; s = socket.socket(); "
         "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
@@ -58,13 +52,13 @@ def listener() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int]]:
     """A copy of serve_config.yaml on a free port, HAProxy's ports free too."""
-    port = _free_port()
+    port = spare_port()
     raw = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     raw["http_options"]["port"] = port
     path = tmp_path / "serve_config.yaml"
     path.write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv("RAY_SERVE_HAPROXY_STATS_PORT", str(_free_port()))
-    monkeypatch.setenv("RAY_SERVE_HAPROXY_METRICS_PORT", str(_free_port()))
+    monkeypatch.setenv("RAY_SERVE_HAPROXY_STATS_PORT", str(spare_port()))
+    monkeypatch.setenv("RAY_SERVE_HAPROXY_METRICS_PORT", str(spare_port()))
     yield path, port
     shutil.rmtree(state_dir(port), ignore_errors=True)
 
@@ -72,7 +66,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Pa
 def test_busy_ports_name_the_process_holding_each(listener) -> None:
     port, proc = listener
     assert port_holders({port}) == {port: {proc.pid}}
-    (line,) = busy_ports({port, _free_port()})
+    (line,) = busy_ports({port, spare_port()})
     assert line.startswith(f"port {port} is held by pid {proc.pid} (")
     assert "socket" in line  # its command line
 
@@ -102,7 +96,7 @@ def test_serve_refuses_a_second_run_on_the_same_port(config) -> None:
 
 
 def test_a_start_clears_what_a_killed_run_left_behind(tmp_path: Path) -> None:
-    port = _free_port()
+    port = spare_port()
     state = state_dir(port)
     (state / "hap" / "node").mkdir(parents=True)
     (state / "ray" / "session_2026-01-01_00-00-00_000000_1" / "sockets").mkdir(parents=True)
