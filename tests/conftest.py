@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -75,6 +77,46 @@ async def _create_pg_database() -> tuple[str, Callable[[], Awaitable[None]]]:
 
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     return url, drop
+
+
+async def write_lock_free(url: str, within_s: float) -> bool:
+    """Is the database free of leftover transactions within ``within_s``? SQLite: another
+    connection takes the write lock. PostgreSQL: no other backend of the database holds a
+    transaction open for more than a second (idle in transaction, or a statement whose client
+    is gone)."""
+    deadline = time.monotonic() + within_s
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1]
+        while True:
+            other = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                return True
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    return False
+            finally:
+                other.close()
+            await asyncio.sleep(0.1)
+    probe = make_engine(url)
+    try:
+        while True:
+            async with probe.connect() as conn:
+                held = await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid()"
+                        " AND xact_start < now() - interval '1 second'"
+                    )
+                )
+            if held == 0:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+    finally:
+        await probe.dispose()
 
 
 async def migrated_database(

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fincoach.config import Settings
+from fincoach.db.engine import run_to_completion
 from fincoach.db.tables import User
 from fincoach.errors import InvalidToken, NotAuthenticated
 from fincoach.http.ratelimit import enforce_user_limit
@@ -53,7 +54,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
     finally:
         try:
-            await session.close()
+            await run_to_completion(session.close())
         except SQLAlchemyError as exc:
             # The close usually runs after the answer went out; a connection the database
             # dropped meanwhile (a restart) fails its rollback. Nothing is lost (whatever was to
