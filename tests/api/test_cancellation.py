@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ SLOW_INSERT = {
 
 
 @pytest.fixture
-async def probe_table(engine: AsyncEngine) -> None:
+async def probe_table(engine: AsyncEngine) -> AsyncIterator[None]:
     async with engine.begin() as conn:
         await conn.execute(text("DROP TABLE IF EXISTS cancel_probe"))
         await conn.execute(text("CREATE TABLE cancel_probe (x INTEGER)"))
