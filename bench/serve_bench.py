@@ -772,7 +772,8 @@ def child_profile(requests: int) -> None:
                 print(f"  whole request: {med:.2f}")
                 for name, values in timings.items():
                     print(f"  {name}: {statistics.median(values) * 1000:.2f}")
-                print(f"  rows per snapshot: {statistics.mean(rows):.0f} transactions (mean)")
+                if rows:  # the raw rows a snapshot read (the last 4 weeks since the store)
+                    print(f"  rows per snapshot: {statistics.mean(rows):.0f} transactions (mean)")
 
                 async def inline(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
                     return fn(*args, **kwargs)
