@@ -22,7 +22,10 @@ Cells (wrk; a Lua script rotates the users' bearer tokens, got by logging in ove
   light-1         enhanced no-cache, c=1, one light (demo) user alone
 Each cell: wait for the machine to be idle (--wait-idle), a probe (one request per user: status
 codes, fallback and cached shares), --warmup s of load, then --duration s measured; the server's
-process-tree CPU and wrk's CPU over the measured part give CPU per request.
+process-tree CPU and wrk's CPU over the measured part give CPU per request. Each wrk run ends by
+closing its connections with up to c requests in flight: the server has to survive those
+cancelled requests (issue 13), and a cell's probe shows what the previous one left (503s).
+A cell that got no answers, or mostly errors, is reported as such.
 
 Prints markdown tables (Serve vs peer per database, CPU per request, heavy vs light, the issue's
 targets) under a header with the command, machine, date and commit; --json writes every cell.
@@ -332,6 +335,24 @@ class CellResult:
         self.failures = stats.non2xx + stats.socket_errors
 
 
+SHORT_LABELS = (
+    ("python from multiprocessing.spawn", "uvicorn worker"),
+    ("python from multiprocessing.resource_tracker", "multiprocessing resource tracker"),
+)
+
+
+def short_labels(cpu: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """serve_bench's process labels, with uvicorn's workers (multiprocessing children, one
+    label per pipe handle) under one short name."""
+    out: dict[str, dict[str, float]] = {}
+    for label, slot in cpu.items():
+        name = next((short for prefix, short in SHORT_LABELS if label.startswith(prefix)), label)
+        acc = out.setdefault(name, {"cpu_s": 0.0, "procs": 0})
+        acc["cpu_s"] += slot["cpu_s"]
+        acc["procs"] += slot["procs"]
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["cpu_s"]))
+
+
 def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -423,7 +444,7 @@ def run_cell(
         result.fill(stats)
         if stats.source == "none":
             result.probe["wrk_output"] = text[-2000:]
-        result.cpu_by_process = cpu_by_label(procs0, procs1)
+        result.cpu_by_process = short_labels(cpu_by_label(procs0, procs1))
         result.server_cpu_s = sum(v["cpu_s"] for v in result.cpu_by_process.values())
         result.wrk_cpu_s = wrk1 - wrk0
         busy, total = mach1[0] - mach0[0], mach1[1] - mach0[1]
@@ -730,7 +751,6 @@ def cpu_table(results: list[CellResult]) -> str:
     ]
     order = {s.key: i for i, s in enumerate(CELLS)}
     for r in sorted(results, key=lambda r: (order[r.key], r.database, r.setup)):
-        n = max(r.requests, 1)
         cpu = r.server_cpu_ms_per_req
         top = ", ".join(
             f"{k} {v['cpu_s']:.1f}" + (f" (x{int(v['procs'])})" if v["procs"] > 1 else "")
@@ -743,7 +763,8 @@ def cpu_table(results: list[CellResult]) -> str:
         )
         rows.append(
             f"| {r.name} | {r.concurrency} | {r.setup} | {r.database} | "
-            f"{'-' if cpu is None else f'{cpu:.1f}'} | {r.wrk_cpu_s * 1000 / n:.2f} | "
+            f"{'-' if cpu is None else f'{cpu:.1f}'} | "
+            f"{f'{r.wrk_cpu_s * 1000 / r.requests:.2f}' if r.requests else '-'} | "
             f"{r.machine_busy:.0%} | {r.other_cores:.2f} | {probe_text} | {top} |"
         )
     return "\n".join(rows)
