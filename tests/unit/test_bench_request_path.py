@@ -18,6 +18,7 @@ from bench.request_path import (
     index,
     lua_script,
     parse_wrk,
+    short_labels,
     side_by_side,
     targets_table,
 )
@@ -186,3 +187,20 @@ def test_heavy_vs_light() -> None:
     assert heavy_vs_light(h, None) == {"cpu": None, "p50": None}
     table = heavy_table([h, lt], ["sqlite"])
     assert "| sqlite | serve | 25.0, 20.0 | 50.0, 30.0 | 1.50 | 2.00 |" in table
+
+
+def test_short_labels_group_uvicorn_workers() -> None:
+    cpu = {
+        "python from multiprocessing.spawn import spawn_main; spawn_main(pipe_handle=9)": {
+            "cpu_s": 2.0,
+            "procs": 1,
+        },
+        "python from multiprocessing.spawn import spawn_main; spawn_main(pipe_handle=13)": {
+            "cpu_s": 3.0,
+            "procs": 1,
+        },
+        "ray::ServeReplica:fincoach:CoachIngress": {"cpu_s": 4.0, "procs": 2},
+    }
+    out = short_labels(cpu)
+    assert list(out) == ["uvicorn worker", "ray::ServeReplica:fincoach:CoachIngress"]
+    assert out["uvicorn worker"] == {"cpu_s": 5.0, "procs": 2}
