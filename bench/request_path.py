@@ -378,17 +378,24 @@ def run_wrk(
     return parse_wrk(out.stdout), text
 
 
-async def probe(base: str, spec: CellSpec, tokens: list[str], rounds: int) -> dict[str, Any]:
+async def probe(
+    base: str, spec: CellSpec, tokens: list[str], rounds: int, budget_s: float = 40.0
+) -> dict[str, Any]:
     """One request per token (``rounds`` times: the first warms a cache): status codes of the
-    last round, and the shares of answers saying fallback / cached."""
+    last round, and the shares of answers saying fallback / cached. Gives up after budget_s
+    (a server that answers nothing, or 503 after a lock timeout, would take minutes)."""
     import httpx
 
     statuses: Counter[str] = Counter()
     flags = {"answers": 0, "fallback": 0, "cached": 0}
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+    deadline = time.monotonic() + budget_s
+    async with httpx.AsyncClient(base_url=base, timeout=15) as client:
         for r_i in range(rounds):
             last = r_i == rounds - 1
             for token in tokens:
+                if time.monotonic() > deadline:
+                    statuses["not sent (probe budget spent)"] += last
+                    continue
                 headers = {**dict(spec.headers), "Authorization": f"Bearer {token}"}
                 try:
                     r = await client.get(spec.path, headers=headers)
