@@ -88,10 +88,18 @@ def verdict(samples: list[Sample], min_replicas: int) -> dict[str, Any]:
         "end_replicas": samples[-1].running if samples else 0,
         "rose_at_s": None,
         "fell_at_s": None,
+        "upscale_seen_at_s": None,  # first STARTING replica or UPSCALING status
+        "downscale_seen_at_s": None,  # first STOPPING replica or DOWNSCALING status
     }
     if not samples:
         out["ok"] = False
         return out
+    up = next((s for s in samples if s.starting or s.status == "UPSCALING"), None)
+    out["upscale_seen_at_s"] = up.t if up else None
+    down = next(
+        (s for s in samples if s.replicas.get("STOPPING") or s.status == "DOWNSCALING"), None
+    )
+    out["downscale_seen_at_s"] = down.t if down else None
     running = [s.running for s in samples]
     peak = max(running)
     first_peak = running.index(peak)
@@ -136,6 +144,10 @@ def verdict_text(v: dict[str, Any], min_replicas: int, max_replicas: int) -> str
 
     rose_at = "" if v["rose_at_s"] is None else f" at {v['rose_at_s']:.0f} s"
     fell_at = "" if v["fell_at_s"] is None else f" at {v['fell_at_s']:.0f} s"
+    if v.get("upscale_seen_at_s") is not None and v["rose"]:
+        rose_at += f" (upscaling from {v['upscale_seen_at_s']:.0f} s)"
+    if v.get("downscale_seen_at_s") is not None and v["fell"]:
+        fell_at += f" (downscaling from {v['downscale_seen_at_s']:.0f} s)"
     return (
         f"Verdict: {'PASS' if v['ok'] else '**FAIL**'} - replicas (min {min_replicas}, max "
         f"{max_replicas}) started at {v['start_replicas']}, rose: {yes(v['rose'])}{rose_at} "

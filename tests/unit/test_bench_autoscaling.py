@@ -30,6 +30,8 @@ def test_rose_and_fell_without_failures_passes() -> None:
     assert v["ok"] and v["rose"] and v["fell"] and v["back_to_min"]
     assert (v["start_replicas"], v["peak_replicas"], v["end_replicas"]) == (1, 3, 1)
     assert v["rose_at_s"] == 3.0 and v["fell_at_s"] == 7.0
+    assert v["upscale_seen_at_s"] == 2.0  # the sample with a STARTING replica
+    assert "rose: yes at 3 s (upscaling from 2 s)" in verdict_text(v, 1, 3)
 
 
 def test_never_rose_fails() -> None:
@@ -68,7 +70,8 @@ def test_timeline_table() -> None:
     assert rows[3] == "| 1 | load | 8 | 8 | RUNNING 1 | UPSCALING | 350 | 2.2 | 0 |"
     assert "| RUNNING 2, STARTING 1 |" in rows[4]
     text = verdict_text(verdict(samples, 1), 1, 3)
-    assert "rose: yes at 2 s (peak 3)" in text and "fell: **no**" in text
+    assert "rose: yes at 2 s (upscaling from 1 s) (peak 3)" in text
+    assert "fell: **no**" in text
 
 
 def test_autoscaled_config_replaces_the_fixed_count(tmp_path: Path) -> None:
