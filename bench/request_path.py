@@ -513,7 +513,7 @@ def start_server(setup: str, env: dict[str, str], opts: argparse.Namespace, log:
     )
 
 
-def stop_server(server: Server, grace: float = 90.0) -> list[str]:
+def stop_server(server: Server, grace: float = 90.0, keep_logs: Path | None = None) -> list[str]:
     """Serve: SIGTERM to the supervisor's process group (it stops Serve, HAProxy and Ray in
     order), wait, then kill by pid whatever of its tree is left; the peer: SIGTERM to uvicorn's
     main process (it stops its workers), the same clean-up after."""
@@ -541,6 +541,9 @@ def stop_server(server: Server, grace: float = 90.0) -> list[str]:
         killed += server.stop(5)  # closes the log; nothing left to signal
         from fincoach.cli.supervise import state_dir
 
+        serve_logs = state_dir(server.port) / "ray" / "session_latest" / "logs" / "serve"
+        if keep_logs is not None and serve_logs.is_dir():
+            shutil.copytree(serve_logs, keep_logs, dirs_exist_ok=True)
         shutil.rmtree(state_dir(server.port), ignore_errors=True)  # its Ray logs, config copy
     return killed
 
@@ -611,7 +614,8 @@ def measure_setup(
         note["error"] = f"{type(exc).__name__}: {exc}"
         print(f"[{setup} {database}] FAILED: {note['error']}\n{server.log_tail()}", flush=True)
     finally:
-        note["killed_after_stop"] = stop_server(server)
+        keep = workdir / f"{setup}-{database}-serve-logs" if opts.keep else None
+        note["killed_after_stop"] = stop_server(server, keep_logs=keep)
         if note["killed_after_stop"]:
             print(f"[{setup} {database}] had to kill: {note['killed_after_stop']}")
         print(f"[{setup} {database}] stopped (load {loadavg()})", flush=True)
@@ -969,7 +973,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--start-timeout", type=float, default=300.0, help="Seconds to /health 200")
     p.add_argument("--config", default=str(ROOT / "serve_config.yaml"), help="Serve config")
     p.add_argument("--json", help="Also write every cell to this file")
-    p.add_argument("--keep", action="store_true", help="Keep the work directory (logs, wrk)")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="Keep the work directory (server logs, Serve's replica logs, wrk scripts and output)",
+    )
     opts = p.parse_args(argv)
     opts.duration = opts.duration or (5.0 if opts.quick else 15.0)
     opts.warmup = opts.warmup if opts.warmup is not None else (1.0 if opts.quick else 3.0)
