@@ -20,12 +20,13 @@ Cells (wrk; a Lua script rotates the users' bearer tokens, got by logging in ove
   legacy-32       /coaching/recommendation (the original API's recommendation), c=32
   heavy-1         enhanced no-cache, c=1, the heavy user alone
   light-1         enhanced no-cache, c=1, one light (demo) user alone
-Each cell: wait for the machine to be idle (--wait-idle), a probe (one request per user: status
-codes, fallback and cached shares), --warmup s of load, then --duration s measured; the server's
-process-tree CPU and wrk's CPU over the measured part give CPU per request. Each wrk run ends by
-closing its connections with up to c requests in flight: the server has to survive those
-cancelled requests (issue 13), and a cell's probe shows what the previous one left (503s).
-A cell that got no answers, or mostly errors, is reported as such.
+Each cell: wait for the machine to be idle (--wait-idle); wait until the cell's path answers
+2xx again (--settle; recorded as settle_s with what came before: each wrk run ends by closing
+its connections with up to c requests in flight, and a server that does not survive cancelled
+requests, issue 13, shows it here); a probe (one request per user: status codes, fallback and
+cached shares); --warmup s of load from httpx, which ends without cancelling anything; then
+--duration s measured with wrk. The server's process-tree CPU and wrk's CPU over the measured
+part give CPU per request. A cell that got no answers, or mostly errors, is reported as such.
 
 Prints markdown tables (Serve vs peer per database, CPU per request, heavy vs light, the issue's
 targets) under a header with the command, machine, date and commit; --json writes every cell.
@@ -382,14 +383,14 @@ async def probe(
     base: str, spec: CellSpec, tokens: list[str], rounds: int, budget_s: float = 40.0
 ) -> dict[str, Any]:
     """One request per token (``rounds`` times: the first warms a cache): status codes of the
-    last round, and the shares of answers saying fallback / cached. Gives up after budget_s
-    (a server that answers nothing, or 503 after a lock timeout, would take minutes)."""
+    last round, and the shares of answers saying fallback / cached. Sends no more after
+    budget_s (a server that answers nothing, or 503 after a lock timeout, would take minutes)."""
     import httpx
 
     statuses: Counter[str] = Counter()
     flags = {"answers": 0, "fallback": 0, "cached": 0}
     deadline = time.monotonic() + budget_s
-    async with httpx.AsyncClient(base_url=base, timeout=15) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         for r_i in range(rounds):
             last = r_i == rounds - 1
             for token in tokens:
@@ -421,6 +422,58 @@ async def probe(
     }
 
 
+async def settle(base: str, spec: CellSpec, token: str, budget_s: float) -> dict[str, Any]:
+    """Until a request on the cell's path answers 2xx (or budget_s): the previous cell's wrk run
+    ended with cancelled requests, and a server that mishandles them answers 503 or nothing for
+    a while. Returns how long that took (None: not within the budget) and what came before.
+    Waits up to 30 s per request rather than cancel one more."""
+    import httpx
+
+    seen: Counter[str] = Counter()
+    t0 = time.monotonic()
+    headers = {**dict(spec.headers), "Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        while True:
+            try:
+                r = await client.get(spec.path, headers=headers)
+                if 200 <= r.status_code < 300:
+                    return {"settle_s": round(time.monotonic() - t0, 1), "before": dict(seen)}
+                seen[str(r.status_code)] += 1
+            except httpx.HTTPError as exc:
+                seen[type(exc).__name__] += 1
+            if time.monotonic() - t0 > budget_s:
+                return {"settle_s": None, "before": dict(seen)}
+            await asyncio.sleep(0.5)
+
+
+async def warm_up(
+    base: str, spec: CellSpec, tokens: list[str], concurrency: int, seconds: float
+) -> dict[str, int]:
+    """Load from Python (httpx) that ends gracefully: no new request after ``seconds``, and the
+    ones in flight are awaited (a wrk run would end by cancelling them). Status counts."""
+    import httpx
+
+    counts: Counter[str] = Counter()
+    end = time.monotonic() + seconds
+    sent = [0]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < end:
+            token = tokens[sent[0] % len(tokens)]
+            sent[0] += 1
+            headers = {**dict(spec.headers), "Authorization": f"Bearer {token}"}
+            try:
+                r = await client.get(spec.path, headers=headers)
+                counts[str(r.status_code)] += 1
+            except httpx.HTTPError as exc:
+                counts[type(exc).__name__] += 1
+
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return dict(counts)
+
+
 def run_cell(
     server: Server,
     setup: str,
@@ -437,13 +490,17 @@ def run_cell(
         if opts.wait_idle > 0:
             busy = wait_idle(opts.wait_idle)
             result.probe["machine_busy_before"] = round(busy, 2)
+        if opts.settle > 0:
+            result.probe.update(runner.run(settle(server.base, spec, tokens[0], opts.settle)))
         result.probe.update(
             runner.run(probe(server.base, spec, tokens, rounds=2 if spec.cached else 1))
         )
         script = workdir / f"{setup}-{database}-{spec.key}.lua"
         script.write_text(lua_script(spec.path, tokens, spec.headers))
         if opts.warmup > 0:
-            run_wrk(wrk, server.base, script, spec.concurrency, opts.warmup, opts)
+            result.probe["warmup"] = runner.run(
+                warm_up(server.base, spec, tokens, spec.concurrency, opts.warmup)
+            )
         procs0, wrk0, mach0 = tree(server.proc.pid), _children_cpu(), machine_jiffies()
         stats, text = run_wrk(wrk, server.base, script, spec.concurrency, opts.duration, opts)
         procs1, wrk1, mach1 = tree(server.proc.pid), _children_cpu(), machine_jiffies()
@@ -624,7 +681,8 @@ def measure_setup(
 
 def progress_line(r: CellResult) -> str:
     cpu = r.server_cpu_ms_per_req
-    probe_info = {k: v for k, v in r.probe.items() if k in ("statuses", "fallback_share")}
+    keys = ("settle_s", "before", "statuses", "fallback_share", "warmup")
+    probe_info = {k: v for k, v in r.probe.items() if k in keys}
     return (
         f"{r.key} ({r.name}, c={r.concurrency}): {r.status}; {r.rps:.1f} req/s, "
         f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.failures} failures of "
@@ -756,9 +814,9 @@ def side_by_side(results: list[CellResult], databases: list[str]) -> str:
 def cpu_table(results: list[CellResult]) -> str:
     rows = [
         "| endpoint | c | setup | database | server CPU ms/req | wrk CPU ms/req | machine busy "
-        "| other processes (cores) | probe (statuses, fallback, cached) | top server processes "
-        "(CPU s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| other processes (cores) | answered 2xx again after (s) | probe (statuses, fallback, "
+        "cached) | top server processes (CPU s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     order = {s.key: i for i, s in enumerate(CELLS)}
     for r in sorted(results, key=lambda r: (order[r.key], r.database, r.setup)):
@@ -776,9 +834,20 @@ def cpu_table(results: list[CellResult]) -> str:
             f"| {r.name} | {r.concurrency} | {r.setup} | {r.database} | "
             f"{'-' if cpu is None else f'{cpu:.1f}'} | "
             f"{f'{r.wrk_cpu_s * 1000 / r.requests:.2f}' if r.requests else '-'} | "
-            f"{r.machine_busy:.0%} | {r.other_cores:.2f} | {probe_text} | {top} |"
+            f"{r.machine_busy:.0%} | {r.other_cores:.2f} | {settle_text(p)} | {probe_text} | "
+            f"{top} |"
         )
     return "\n".join(rows)
+
+
+def settle_text(probe: dict[str, Any]) -> str:
+    if "settle_s" not in probe:
+        return "-"
+    before = probe.get("before") or {}
+    seen = f" ({', '.join(f'{k} x{v}' for k, v in before.items())} before)" if before else ""
+    if probe["settle_s"] is None:
+        return f"**not within the wait**{seen}"
+    return f"{probe['settle_s']:.1f}{seen}"
 
 
 def _share(x: float | None) -> str:
@@ -969,6 +1038,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         metavar="S",
         help="Before each cell, wait up to S s for the machine to be idle (0: don't)",
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="Before each cell, wait up to S s for its path to answer 2xx (0: don't)",
     )
     p.add_argument("--start-timeout", type=float, default=300.0, help="Seconds to /health 200")
     p.add_argument("--config", default=str(ROOT / "serve_config.yaml"), help="Serve config")

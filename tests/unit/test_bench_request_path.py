@@ -18,6 +18,7 @@ from bench.request_path import (
     index,
     lua_script,
     parse_wrk,
+    settle_text,
     short_labels,
     side_by_side,
     targets_table,
@@ -204,3 +205,12 @@ def test_short_labels_group_uvicorn_workers() -> None:
     out = short_labels(cpu)
     assert list(out) == ["uvicorn worker", "ray::ServeReplica:fincoach:CoachIngress"]
     assert out["uvicorn worker"] == {"cpu_s": 5.0, "procs": 2}
+
+
+def test_settle_text() -> None:
+    assert settle_text({}) == "-"
+    assert settle_text({"settle_s": 0.0, "before": {}}) == "0.0"
+    assert settle_text({"settle_s": 12.5, "before": {"503": 2}}) == "12.5 (503 x2 before)"
+    assert settle_text({"settle_s": None, "before": {"ReadTimeout": 3}}) == (
+        "**not within the wait** (ReadTimeout x3 before)"
+    )
