@@ -64,6 +64,7 @@ from bench.serve_bench import (  # noqa: E402
     CLK_TCK,
     PYTHON,
     Server,
+    _alive,
     _event_loop_runner,
     _interrupt,
     app_env,
@@ -570,15 +571,26 @@ def start_server(setup: str, env: dict[str, str], opts: argparse.Namespace, log:
     )
 
 
-def stop_server(server: Server, grace: float = 90.0, keep_logs: Path | None = None) -> list[str]:
+def stop_server(
+    server: Server,
+    grace: float = 90.0,
+    keep_logs: Path | None = None,
+    seen: dict[tuple[int, int], tuple[str, float]] | None = None,
+) -> list[str]:
     """Serve: SIGTERM to the supervisor's process group (it stops Serve, HAProxy and Ray in
     order), wait, then kill by pid whatever of its tree is left; the peer: SIGTERM to uvicorn's
-    main process (it stops its workers), the same clean-up after."""
+    main process (it stops its workers), the same clean-up after. ``seen``: processes of the
+    tree seen earlier (if the server died, its orphans are no longer under it)."""
     killed: list[str] = []
     if isinstance(server, PeerServer) or server.proc.poll() is not None:
-        killed = server.stop(grace)
+        killed = server.stop(grace)  # SIGTERM to the process if alive, then its tree by pid
+        for (pid, start), (label, _) in (seen or {}).items():
+            if _alive(pid, start):
+                killed.append(f"{label} pid {pid} (orphaned)")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     else:
-        snapshot = tree(server.proc.pid)
+        snapshot = {**(seen or {}), **tree(server.proc.pid)}
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.proc.pid, signal.SIGTERM)
         try:
@@ -596,6 +608,7 @@ def stop_server(server: Server, grace: float = 90.0, keep_logs: Path | None = No
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         killed += server.stop(5)  # closes the log; nothing left to signal
+    if not isinstance(server, PeerServer):
         from fincoach.cli.supervise import state_dir
 
         serve_logs = state_dir(server.port) / "ray" / "session_latest" / "logs" / "serve"
@@ -603,15 +616,6 @@ def stop_server(server: Server, grace: float = 90.0, keep_logs: Path | None = No
             shutil.copytree(serve_logs, keep_logs, dirs_exist_ok=True)
         shutil.rmtree(state_dir(server.port), ignore_errors=True)  # its Ray logs, config copy
     return killed
-
-
-def _alive(pid: int, start: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return int(data[data.rindex(")") + 2 :].split()[19]) == start
 
 
 async def _login(base: str, emails: list[str], password: str) -> list[str]:
@@ -644,8 +648,10 @@ def measure_setup(
     results: list[CellResult] = []
     t0 = time.perf_counter()
     server = start_server(setup, env, opts, log)
+    seen: dict[tuple[int, int], tuple[str, float]] = {}
     try:
         note["health"] = server.wait_healthy(opts.start_timeout)
+        seen.update(tree(server.proc.pid))
         note["ready_s"] = round(time.perf_counter() - t0, 1)
         print(f"[{setup} {database}] healthy on :{server.port} after {note['ready_s']} s")
         with _event_loop_runner() as runner:
@@ -666,13 +672,14 @@ def measure_setup(
                         server, setup, database, spec, tokens, wrk, opts, workdir, runner
                     )
                 results.append(res)
+                seen.update(tree(server.proc.pid))
                 print(f"[{setup} {database}] {progress_line(res)}", flush=True)
     except Exception as exc:  # noqa: BLE001 - record the failure, measure the other setups
         note["error"] = f"{type(exc).__name__}: {exc}"
         print(f"[{setup} {database}] FAILED: {note['error']}\n{server.log_tail()}", flush=True)
     finally:
         keep = workdir / f"{setup}-{database}-serve-logs" if opts.keep else None
-        note["killed_after_stop"] = stop_server(server, keep_logs=keep)
+        note["killed_after_stop"] = stop_server(server, keep_logs=keep, seen=seen)
         if note["killed_after_stop"]:
             print(f"[{setup} {database}] had to kill: {note['killed_after_stop']}")
         print(f"[{setup} {database}] stopped (load {loadavg()})", flush=True)
