@@ -273,10 +273,6 @@ async def drive(opts: argparse.Namespace, deployment: str) -> list[Sample]:
                     break
     finally:
         await load.close()
-        # From this loop, where the handle's router lives (serve.shutdown() from outside it
-        # leaves the router's shutdown coroutine never awaited).
-        with contextlib.suppress(Exception):
-            await serve.shutdown_async()
     if load.failures:
         print(f"failures by kind: {dict(load.failures)}")
     return samples
