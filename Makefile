@@ -66,6 +66,13 @@ fuzz: $(DEV_STAMP) ## Long API fuzzing: FUZZ_EXAMPLES (500) per operation, bound
 	FINCOACH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FINCOACH_FUZZ_COVERAGE=1 FINCOACH_FUZZ_STATEFUL=1 \
 		$(BIN)/pytest tests/api/test_fuzz.py --timeout=3600 $(PYTEST_ARGS)
 
+BENCH_ARGS ?=
+bench-request-path: $(DEV_STAMP) ## Request path, Serve vs the uvicorn peer under wrk, both databases (BENCH_ARGS=--quick ...)
+	$(BIN)/python bench/request_path.py $(BENCH_ARGS)
+
+bench-autoscaling: $(DEV_STAMP) ## A model deployment driven past its autoscaling target and back (BENCH_ARGS)
+	$(BIN)/python bench/autoscaling.py $(BENCH_ARGS)
+
 lint: $(DEV_STAMP) ## ruff (lint + format check), the layer contract and mypy
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
@@ -79,4 +86,4 @@ format: $(DEV_STAMP) ## Apply ruff formatting and fixes
 clean: ## Remove the venv, caches and the embedded database
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache fincoach.db fincoach.db-* e2e-screenshots
 
-.PHONY: help install serve test test-clock e2e fuzz lint format clean
+.PHONY: help install serve test test-clock e2e fuzz bench-request-path bench-autoscaling lint format clean

@@ -393,9 +393,12 @@ def _event_loop_runner() -> asyncio.Runner:
 
 
 # --- setup: database, demo data, models -------------------------------------------------------
-def prepare(workdir: Path, model_dir: str | None) -> tuple[str, str]:
-    """Migrate a fresh SQLite database, load demo users, train models (unless given), assign
-    the demo users' segments (as `fincoach serve` does). Returns (database URL, model dir)."""
+def prepare(
+    workdir: Path, model_dir: str | None, url: str | None = None, users: int = DEMO_USERS
+) -> tuple[str, str]:
+    """Migrate a fresh database (SQLite in workdir unless ``url`` names an empty one), load
+    ``users`` demo users, train models (unless given), assign the demo users' segments (as
+    `fincoach serve` does). Returns (database URL, model dir)."""
     from fincoach.cli.serve import _assign_segments
     from fincoach.config import Settings
     from fincoach.db.engine import make_engine
@@ -417,11 +420,11 @@ def prepare(workdir: Path, model_dir: str | None) -> tuple[str, str]:
             )
         print(f"trained quick models into {model_dir} in {time.perf_counter() - t0:.0f} s")
     model_dir = str(Path(model_dir).resolve())
-    url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    url = url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     upgrade(url)
     today = datetime.now(UTC).date()
     start = today - timedelta(days=today.weekday()) - timedelta(weeks=DEMO_WEEKS)
-    population = simulate(SimConfig(n_users=DEMO_USERS, n_weeks=DEMO_WEEKS, seed=7, start=start))
+    population = simulate(SimConfig(n_users=users, n_weeks=DEMO_WEEKS, seed=7, start=start))
     cheap = Settings(password_hash_time_cost=1, password_hash_memory_kib=1024)
 
     async def load() -> None:
@@ -437,7 +440,7 @@ def prepare(workdir: Path, model_dir: str | None) -> tuple[str, str]:
     asyncio.run(load())
     assigned = asyncio.run(_assign_segments(url, Path(model_dir)))
     print(
-        f"database {url}: {DEMO_USERS} demo users x {DEMO_WEEKS} weeks from {start}, "
+        f"database {url}: {users} demo users x {DEMO_WEEKS} weeks from {start}, "
         f"{assigned} segments assigned ({time.perf_counter() - t0:.0f} s)"
     )
     return url, model_dir

@@ -50,9 +50,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_bench import _label, _stat, loadavg, machine_jiffies  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.serve_bench import _label, _stat, loadavg, machine_jiffies  # noqa: E402
 from fincoach.features.vocab import EVENT_TYPES  # noqa: E402  (the event types the API accepts)
 
 DEMO_PASSWORD = "demo-password"

@@ -1,0 +1,1156 @@
+"""Benchmark: the request path, `fincoach serve` vs its in-process peer, SQLite and PostgreSQL.
+
+Side by side, with wrk (compiled, so that the client does not take the server's CPU) as the
+load generator.
+
+Setups, one after the other on the same database and model registry:
+  serve  `fincoach serve` as `make serve` runs it (serve_config.yaml's sizing, HAProxy and the
+         throughput-optimized request path, its Ray profile), on a free port;
+  peer   the same FastAPI app (`fincoach.http.app:create_app`, models in-process) under
+         uvicorn with --workers = the number of cores.
+Both with rate limits and login throttling off and the background jobs off (a job's burst would
+land in the middle of a cell). Each database is prepared once per run: migrated, --users demo
+users (26 weeks), the heavy user of bench/heavy_user.py (three years of real transactions and
+10,000 events), segments assigned; quick models are trained once (or --model-dir is reused).
+
+Cells (wrk; a Lua script rotates the users' bearer tokens, got by logging in over HTTP):
+  users-me-32     /users/me, c=32
+  enhanced-1/-32  /coaching/enhanced-recommendation with Cache-Control: no-cache, c=1 and 32
+  prediction-1/-32  /coaching/spending-prediction?weeks=4 from the cache (warmed first)
+  legacy-32       /coaching/recommendation (the original API's recommendation), c=32
+  heavy-1         enhanced no-cache, c=1, the heavy user alone
+  light-1         enhanced no-cache, c=1, one light (demo) user alone
+Each cell: wait for the machine to be idle (--wait-idle); wait until the cell's path answers
+2xx again (--settle; recorded as settle_s with what came before: each wrk run ends by closing
+its connections with up to c requests in flight, and a server that does not survive cancelled
+requests, issue 13, shows it here); a probe (one request per user: status codes, fallback and
+cached shares); --warmup s of load from httpx, which ends without cancelling anything; then
+--duration s measured with wrk. The server's process-tree CPU and wrk's CPU over the measured
+part give CPU per request. A cell that got no answers, or mostly errors, is reported as such.
+
+Prints markdown tables (Serve vs peer per database, CPU per request, heavy vs light, the issue's
+targets) under a header with the command, machine, date and commit; --json writes every cell.
+
+Usage: .venv/bin/python bench/request_path.py [--quick] [--databases sqlite,postgresql]
+       [--setups serve,peer] [--cells enhanced-1,enhanced-32,...] [--model-dir DIR]
+       [--duration 15 --warmup 3] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.serve_bench import (  # noqa: E402
+    CLK_TCK,
+    PYTHON,
+    Server,
+    _alive,
+    _event_loop_runner,
+    _interrupt,
+    app_env,
+    child_env,
+    cpu_by_label,
+    free_port,
+    loadavg,
+    machine_jiffies,
+    prepare,
+    tree,
+    wait_idle,
+)
+
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/fincoach_bench"
+HEAVY_EMAIL = "heavy@bench.fincoach.example"
+NO_CACHE = (("Cache-Control", "no-cache"),)
+ENHANCED = "/coaching/enhanced-recommendation"
+PREDICTION = "/coaching/spending-prediction?weeks=4"
+DATABASES = ("sqlite", "postgresql")
+SETUPS = ("serve", "peer")
+SETUP_TITLE = {"serve": "Serve", "peer": "peer"}
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    key: str
+    name: str
+    path: str
+    concurrency: int
+    headers: tuple[tuple[str, str], ...] = ()
+    users: str = "all"  # "all" demo users in turn, "heavy" the heavy user alone, "one" user 0
+    cached: bool = False  # warm the prediction cache first, and check the answers are cached
+
+
+CELLS = (
+    CellSpec("users-me-32", "/users/me", "/users/me", 32),
+    CellSpec("enhanced-1", "enhanced, no-cache", ENHANCED, 1, NO_CACHE),
+    CellSpec("enhanced-32", "enhanced, no-cache", ENHANCED, 32, NO_CACHE),
+    CellSpec("prediction-1", "spending-prediction, cached", PREDICTION, 1, cached=True),
+    CellSpec("prediction-32", "spending-prediction, cached", PREDICTION, 32, cached=True),
+    CellSpec("legacy-32", "legacy recommendation", "/coaching/recommendation", 32),
+    CellSpec("heavy-1", "enhanced, no-cache, heavy user alone", ENHANCED, 1, NO_CACHE, "heavy"),
+    CellSpec("light-1", "enhanced, no-cache, one light user alone", ENHANCED, 1, NO_CACHE, "one"),
+)
+CELL_BY_KEY = {c.key: c for c in CELLS}
+
+
+# --- wrk: the Lua script and its output ---------------------------------------------------------
+WRK_MARK = "WRK_JSON "
+
+LUA_TEMPLATE = """-- generated by bench/request_path.py
+local tokens = {%(tokens)s}
+local path = %(path)s
+local extra = {%(headers)s}
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("offset", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  counter = offset or 0
+end
+
+function request()
+  counter = counter + 1
+  local h = {}
+  for k, v in pairs(extra) do h[k] = v end
+  h["Authorization"] = "Bearer " .. tokens[(counter %% #tokens) + 1]
+  return wrk.format("GET", path, h)
+end
+
+local function num(x)
+  if x ~= x or x == math.huge or x == -math.huge then return 0 end
+  return x
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '%(mark)s{"duration_us": %%.0f, "requests": %%.0f, "bytes": %%.0f, "non2xx": %%.0f, '
+    .. '"connect": %%.0f, "read": %%.0f, "write": %%.0f, "timeout": %%.0f, '
+    .. '"p50_us": %%.1f, "p90_us": %%.1f, "p99_us": %%.1f, "mean_us": %%.1f, "max_us": %%.1f}\\n',
+    summary.duration, summary.requests, summary.bytes, e.status, e.connect, e.read, e.write,
+    e.timeout, num(latency:percentile(50)), num(latency:percentile(90)),
+    num(latency:percentile(99)), num(latency.mean), num(latency.max)))
+end
+"""
+
+
+def _lua_string(s: str) -> str:
+    return json.dumps(s)  # a JSON string literal is a valid Lua one for this ASCII text
+
+
+def lua_script(path: str, tokens: list[str], headers: tuple[tuple[str, str], ...] = ()) -> str:
+    """The wrk script: each request takes the next token (threads start at different ones),
+    with the extra headers; done() prints one line of JSON (counts, latency percentiles)."""
+    if not tokens:
+        raise ValueError("no tokens")
+    for text in [path, *tokens, *(k for k, _ in headers), *(v for _, v in headers)]:
+        if not text.isascii() or "\n" in text:
+            raise ValueError(f"not a plain ASCII value: {text!r}")
+    return LUA_TEMPLATE % {
+        "tokens": ", ".join(_lua_string(t) for t in tokens),
+        "path": _lua_string(path),
+        "headers": ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers),
+        "mark": WRK_MARK,
+    }
+
+
+@dataclass
+class WrkStats:
+    seconds: float = 0.0
+    requests: int = 0  # answers received (any status)
+    non2xx: int = 0  # wrk counts statuses > 399 ("Non-2xx or 3xx responses")
+    connect: int = 0
+    read: int = 0
+    write: int = 0
+    timeout: int = 0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    mean_ms: float = 0.0
+    max_ms: float = 0.0
+    source: str = "json"  # "json" (the Lua done()), "text" (wrk's own report) or "none"
+
+    @property
+    def socket_errors(self) -> int:
+        return self.connect + self.read + self.write + self.timeout
+
+    @property
+    def ok(self) -> int:
+        return max(self.requests - self.non2xx, 0)
+
+    @property
+    def rps(self) -> float:
+        """2xx answers per second."""
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def _ms(text: str) -> float:
+    """wrk's '1.23ms', '456.00us', '2.00s' in milliseconds."""
+    for unit in ("us", "ms", "s", "m", "h"):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(text[: -len(unit)]) * _UNITS[unit]
+    raise ValueError(f"not a wrk duration: {text!r}")
+
+
+def parse_wrk(stdout: str) -> WrkStats:
+    """wrk's output: the JSON line of the Lua done() if there, else wrk's text report (so that a
+    run without the script still gives figures); WrkStats(source="none") if neither."""
+    for line in stdout.splitlines():
+        if line.startswith(WRK_MARK):
+            d = json.loads(line[len(WRK_MARK) :])
+            return WrkStats(
+                seconds=d["duration_us"] / 1e6,
+                requests=int(d["requests"]),
+                non2xx=int(d["non2xx"]),
+                connect=int(d["connect"]),
+                read=int(d["read"]),
+                write=int(d["write"]),
+                timeout=int(d["timeout"]),
+                p50_ms=d["p50_us"] / 1000,
+                p90_ms=d["p90_us"] / 1000,
+                p99_ms=d["p99_us"] / 1000,
+                mean_ms=d["mean_us"] / 1000,
+                max_ms=d["max_us"] / 1000,
+            )
+    return _parse_wrk_text(stdout)
+
+
+def _parse_wrk_text(stdout: str) -> WrkStats:
+    stats = WrkStats(source="none")
+    for raw in stdout.splitlines():
+        line = raw.strip()
+        parts = line.split()
+        if " requests in " in line and parts and parts[0].isdigit():
+            # "1234 requests in 15.00s, 1.23MB read"
+            stats.requests = int(parts[0])
+            stats.seconds = _ms(parts[3].rstrip(",")) / 1000
+            stats.source = "text"
+        elif line.startswith("Non-2xx or 3xx responses:"):
+            stats.non2xx = int(parts[-1])
+        elif line.startswith("Socket errors:"):
+            # "Socket errors: connect 0, read 1, write 0, timeout 3"
+            fields = line.split(":", 1)[1].split(",")
+            for item in fields:
+                name, value = item.split()
+                setattr(stats, name, int(value))
+        elif line.startswith("Latency") and len(parts) >= 4 and parts[1] != "Distribution":
+            # "Latency   2.10ms  1.00ms  30.00ms  90.00%"
+            stats.mean_ms, stats.max_ms = _ms(parts[1]), _ms(parts[3])
+        elif len(parts) == 2 and parts[0] in ("50%", "90%", "99%"):
+            setattr(stats, f"p{parts[0][:-1]}_ms", _ms(parts[1]))
+    return stats
+
+
+def classify(stats: WrkStats, min_share: float = 0.5) -> str:
+    """'ok', 'no answers', or 'mostly errors' (fewer than min_share of attempts answered 2xx)."""
+    if stats.source == "none":
+        return "no wrk report"
+    if stats.requests == 0:
+        return "no answers"
+    attempts = stats.requests + stats.socket_errors
+    if stats.ok < min_share * attempts:
+        return "mostly errors"
+    return "ok"
+
+
+def ensure_wrk() -> str:
+    """The path of wrk; installs Debian's package when missing and running as root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: apt-get install -y wrk", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(["apt-get", "install", "-y", "wrk"], env=env).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], env=env)
+        found = shutil.which("wrk")
+        if found:
+            return found
+    sys.exit(
+        "this benchmark needs wrk (a compiled load generator, so that the client does not take "
+        "the server's CPU) and could not install it: run `sudo apt-get install wrk` (Debian, "
+        "Ubuntu), `brew install wrk` (macOS), or build it from https://github.com/wg/wrk"
+    )
+
+
+# --- one cell ------------------------------------------------------------------------------------
+@dataclass
+class CellResult:
+    key: str
+    name: str
+    setup: str
+    database: str
+    concurrency: int
+    path: str
+    status: str = "not run"
+    wrk: dict[str, Any] = field(default_factory=dict)
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    requests: int = 0
+    failures: int = 0  # non-2xx answers + socket errors + timeouts
+    server_cpu_s: float = 0.0
+    wrk_cpu_s: float = 0.0
+    machine_busy: float = 0.0
+    other_cores: float = 0.0  # busy CPU of the machine outside the server tree and wrk, in cores
+    loadavg: str = ""
+    cpu_by_process: dict[str, dict[str, float]] = field(default_factory=dict)
+    probe: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def server_cpu_ms_per_req(self) -> float | None:
+        return self.server_cpu_s * 1000 / self.requests if self.requests else None
+
+    def fill(self, stats: WrkStats) -> None:
+        self.wrk = asdict(stats)
+        self.status = classify(stats)
+        self.rps, self.requests = stats.rps, stats.requests
+        self.p50_ms, self.p90_ms, self.p99_ms = stats.p50_ms, stats.p90_ms, stats.p99_ms
+        self.failures = stats.non2xx + stats.socket_errors
+
+
+SHORT_LABELS = (
+    ("python from multiprocessing.spawn", "uvicorn worker"),
+    ("python from multiprocessing.resource_tracker", "multiprocessing resource tracker"),
+)
+
+
+def short_labels(cpu: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """serve_bench's process labels, with uvicorn's workers (multiprocessing children, one
+    label per pipe handle) under one short name."""
+    out: dict[str, dict[str, float]] = {}
+    for label, slot in cpu.items():
+        name = next((short for prefix, short in SHORT_LABELS if label.startswith(prefix)), label)
+        acc = out.setdefault(name, {"cpu_s": 0.0, "procs": 0})
+        acc["cpu_s"] += slot["cpu_s"]
+        acc["procs"] += slot["procs"]
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["cpu_s"]))
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_wrk(
+    wrk: str, base: str, script: Path, concurrency: int, seconds: float, opts: argparse.Namespace
+) -> tuple[WrkStats, str]:
+    threads = max(1, min(concurrency, opts.wrk_threads))
+    cmd = [
+        wrk,
+        f"-t{threads}",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        f"--timeout={opts.timeout:g}s",
+        "--latency",
+        "-s",
+        str(script),
+        base,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    text = out.stdout + (f"\n[stderr] {out.stderr}" if out.stderr.strip() else "")
+    return parse_wrk(out.stdout), text
+
+
+async def probe(
+    base: str, spec: CellSpec, tokens: list[str], rounds: int, budget_s: float = 40.0
+) -> dict[str, Any]:
+    """One request per token (``rounds`` times: the first warms a cache): status codes of the
+    last round, and the shares of answers saying fallback / cached. Sends no more after
+    budget_s (a server that answers nothing, or 503 after a lock timeout, would take minutes)."""
+    import httpx
+
+    statuses: Counter[str] = Counter()
+    flags = {"answers": 0, "fallback": 0, "cached": 0}
+    deadline = time.monotonic() + budget_s
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        for r_i in range(rounds):
+            last = r_i == rounds - 1
+            for token in tokens:
+                if time.monotonic() > deadline:
+                    statuses["not sent (probe budget spent)"] += last
+                    continue
+                headers = {**dict(spec.headers), "Authorization": f"Bearer {token}"}
+                try:
+                    r = await client.get(spec.path, headers=headers)
+                except httpx.HTTPError as exc:
+                    statuses[type(exc).__name__] += last
+                    continue
+                if not last:
+                    continue
+                statuses[str(r.status_code)] += 1
+                if r.status_code == 200 and r.headers.get("content-type", "").startswith(
+                    "application/json"
+                ):
+                    body = r.json()
+                    if isinstance(body, dict):
+                        flags["answers"] += 1
+                        flags["fallback"] += body.get("fallback") is True
+                        flags["cached"] += body.get("cached") is True
+    n = flags["answers"]
+    return {
+        "statuses": dict(statuses),
+        "fallback_share": flags["fallback"] / n if n else None,
+        "cached_share": flags["cached"] / n if n else None,
+    }
+
+
+async def settle(base: str, spec: CellSpec, token: str, budget_s: float) -> dict[str, Any]:
+    """Until a request on the cell's path answers 2xx (or budget_s): the previous cell's wrk run
+    ended with cancelled requests, and a server that mishandles them answers 503 or nothing for
+    a while. Returns how long that took (None: not within the budget) and what came before.
+    Waits up to 30 s per request rather than cancel one more."""
+    import httpx
+
+    seen: Counter[str] = Counter()
+    t0 = time.monotonic()
+    headers = {**dict(spec.headers), "Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        while True:
+            try:
+                r = await client.get(spec.path, headers=headers)
+                if 200 <= r.status_code < 300:
+                    return {"settle_s": round(time.monotonic() - t0, 1), "before": dict(seen)}
+                seen[str(r.status_code)] += 1
+            except httpx.HTTPError as exc:
+                seen[type(exc).__name__] += 1
+            if time.monotonic() - t0 > budget_s:
+                return {"settle_s": None, "before": dict(seen)}
+            await asyncio.sleep(0.5)
+
+
+async def warm_up(
+    base: str, spec: CellSpec, tokens: list[str], concurrency: int, seconds: float
+) -> dict[str, int]:
+    """Load from Python (httpx) that ends gracefully: no new request after ``seconds``, and the
+    ones in flight are awaited (a wrk run would end by cancelling them). Status counts."""
+    import httpx
+
+    counts: Counter[str] = Counter()
+    end = time.monotonic() + seconds
+    sent = [0]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < end:
+            token = tokens[sent[0] % len(tokens)]
+            sent[0] += 1
+            headers = {**dict(spec.headers), "Authorization": f"Bearer {token}"}
+            try:
+                r = await client.get(spec.path, headers=headers)
+                counts[str(r.status_code)] += 1
+            except httpx.HTTPError as exc:
+                counts[type(exc).__name__] += 1
+
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return dict(counts)
+
+
+def run_cell(
+    server: Server,
+    setup: str,
+    database: str,
+    spec: CellSpec,
+    tokens: list[str],
+    wrk: str,
+    opts: argparse.Namespace,
+    workdir: Path,
+    runner: asyncio.Runner,
+) -> CellResult:
+    result = CellResult(spec.key, spec.name, setup, database, spec.concurrency, spec.path)
+    try:
+        if opts.wait_idle > 0:
+            busy = wait_idle(opts.wait_idle)
+            result.probe["machine_busy_before"] = round(busy, 2)
+        if opts.settle > 0:
+            result.probe.update(runner.run(settle(server.base, spec, tokens[0], opts.settle)))
+        result.probe.update(
+            runner.run(probe(server.base, spec, tokens, rounds=2 if spec.cached else 1))
+        )
+        script = workdir / f"{setup}-{database}-{spec.key}.lua"
+        script.write_text(lua_script(spec.path, tokens, spec.headers))
+        if opts.warmup > 0:
+            result.probe["warmup"] = runner.run(
+                warm_up(server.base, spec, tokens, spec.concurrency, opts.warmup)
+            )
+        procs0, wrk0, mach0 = tree(server.proc.pid), _children_cpu(), machine_jiffies()
+        stats, text = run_wrk(wrk, server.base, script, spec.concurrency, opts.duration, opts)
+        procs1, wrk1, mach1 = tree(server.proc.pid), _children_cpu(), machine_jiffies()
+        (workdir / f"{setup}-{database}-{spec.key}.wrk.txt").write_text(text)
+        result.fill(stats)
+        if stats.source == "none":
+            result.probe["wrk_output"] = text[-2000:]
+        result.cpu_by_process = short_labels(cpu_by_label(procs0, procs1))
+        result.server_cpu_s = sum(v["cpu_s"] for v in result.cpu_by_process.values())
+        result.wrk_cpu_s = wrk1 - wrk0
+        busy, total = mach1[0] - mach0[0], mach1[1] - mach0[1]
+        result.machine_busy = busy / total if total else 0.0
+        other = busy / CLK_TCK - result.server_cpu_s - result.wrk_cpu_s
+        result.other_cores = max(0.0, other) / max(stats.seconds, 1e-9)
+        if spec.cached:
+            # The cache after the run: the load must have been served from it.
+            after = runner.run(probe(server.base, spec, tokens[:5], rounds=1))
+            result.probe["cached_share_after"] = after["cached_share"]
+    except Exception as exc:  # noqa: BLE001 - record it, measure the other cells
+        result.status = f"failed: {type(exc).__name__}: {exc}"
+    result.loadavg = loadavg()
+    return result
+
+
+# --- servers ---------------------------------------------------------------------------------
+class PeerServer(Server):
+    """The same app under uvicorn with several workers (its factory, settings from the env)."""
+
+    def __init__(self, port: int, env: dict[str, str], log: Path, workers: int) -> None:
+        self.setup, self.port, self.log_path = "peer", port, log
+        self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "fincoach.http.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.base = f"http://127.0.0.1:{port}"
+
+
+def start_server(setup: str, env: dict[str, str], opts: argparse.Namespace, log: Path) -> Server:
+    port = free_port()
+    if setup == "peer":
+        return PeerServer(port, child_env("inprocess", env), log, opts.workers)
+    # bench/serve_bench.py --child serve:fincoach becomes `fincoach serve` on a copy of the
+    # config with this port (and free HAProxy stats / metrics ports).
+    return Server(
+        "serve:fincoach", port, child_env("serve:fincoach", env), log, ["--config", opts.config]
+    )
+
+
+def stop_server(
+    server: Server,
+    grace: float = 90.0,
+    keep_logs: Path | None = None,
+    seen: dict[tuple[int, int], tuple[str, float]] | None = None,
+) -> list[str]:
+    """Serve: SIGTERM to the supervisor's process group (it stops Serve, HAProxy and Ray in
+    order), wait, then kill by pid whatever of its tree is left; the peer: SIGTERM to uvicorn's
+    main process (it stops its workers), the same clean-up after. ``seen``: processes of the
+    tree seen earlier (if the server died, its orphans are no longer under it)."""
+    killed: list[str] = []
+    if isinstance(server, PeerServer) or server.proc.poll() is not None:
+        killed = server.stop(grace)  # SIGTERM to the process if alive, then its tree by pid
+        for (pid, start), (label, _) in (seen or {}).items():
+            if _alive(pid, start):
+                killed.append(f"{label} pid {pid} (orphaned)")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    else:
+        snapshot = {**(seen or {}), **tree(server.proc.pid)}
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.proc.pid, signal.SIGTERM)
+        try:
+            server.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            killed.append(f"supervisor {server.proc.pid} (SIGKILL after {grace:.0f} s)")
+            server.proc.kill()
+            server.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p, s) for p, s in snapshot):
+            time.sleep(0.5)
+        for (pid, start), (label, _) in snapshot.items():
+            if _alive(pid, start):
+                killed.append(f"{label} pid {pid}")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        killed += server.stop(5)  # closes the log; nothing left to signal
+    if not isinstance(server, PeerServer):
+        from fincoach.cli.supervise import state_dir
+
+        serve_logs = state_dir(server.port) / "ray" / "session_latest" / "logs" / "serve"
+        if keep_logs is not None and serve_logs.is_dir():
+            shutil.copytree(serve_logs, keep_logs, dirs_exist_ok=True)
+        shutil.rmtree(state_dir(server.port), ignore_errors=True)  # its Ray logs, config copy
+    return killed
+
+
+async def _login(base: str, emails: list[str], password: str) -> list[str]:
+    import httpx
+
+    tokens = []
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        for email in emails:
+            r = await client.post("/auth/token", data={"username": email, "password": password})
+            if r.status_code != 200:
+                raise RuntimeError(f"login of {email} failed: {r.status_code} {r.text[:200]}")
+            tokens.append(r.json()["access_token"])
+    return tokens
+
+
+def measure_setup(
+    setup: str,
+    database: str,
+    env: dict[str, str],
+    cells: list[CellSpec],
+    has_heavy: bool,
+    wrk: str,
+    opts: argparse.Namespace,
+    workdir: Path,
+) -> tuple[list[CellResult], dict[str, Any]]:
+    from fincoach.training.demo_data import DEMO_PASSWORD, demo_email
+
+    log = workdir / f"{setup}-{database}.log"
+    note: dict[str, Any] = {"setup": setup, "database": database, "log": str(log)}
+    results: list[CellResult] = []
+    t0 = time.perf_counter()
+    server = start_server(setup, env, opts, log)
+    seen: dict[tuple[int, int], tuple[str, float]] = {}
+    try:
+        note["health"] = server.wait_healthy(opts.start_timeout)
+        seen.update(tree(server.proc.pid))
+        note["ready_s"] = round(time.perf_counter() - t0, 1)
+        print(f"[{setup} {database}] healthy on :{server.port} after {note['ready_s']} s")
+        with _event_loop_runner() as runner:
+            emails = [demo_email(i) for i in range(opts.users)]
+            light = runner.run(_login(server.base, emails, DEMO_PASSWORD))
+            heavy = (
+                runner.run(_login(server.base, [HEAVY_EMAIL], DEMO_PASSWORD)) if has_heavy else []
+            )
+            for spec in cells:
+                tokens = {"all": light, "one": light[:1], "heavy": heavy}[spec.users]
+                if not tokens:
+                    res = CellResult(
+                        spec.key, spec.name, setup, database, spec.concurrency, spec.path
+                    )
+                    res.status = "skipped: no heavy user"
+                else:
+                    res = run_cell(
+                        server, setup, database, spec, tokens, wrk, opts, workdir, runner
+                    )
+                results.append(res)
+                seen.update(tree(server.proc.pid))
+                print(f"[{setup} {database}] {progress_line(res)}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - record the failure, measure the other setups
+        note["error"] = f"{type(exc).__name__}: {exc}"
+        print(f"[{setup} {database}] FAILED: {note['error']}\n{server.log_tail()}", flush=True)
+    finally:
+        keep = workdir / f"{setup}-{database}-serve-logs" if opts.keep else None
+        note["killed_after_stop"] = stop_server(server, keep_logs=keep, seen=seen)
+        if note["killed_after_stop"]:
+            print(f"[{setup} {database}] had to kill: {note['killed_after_stop']}")
+        print(f"[{setup} {database}] stopped (load {loadavg()})", flush=True)
+    return results, note
+
+
+def progress_line(r: CellResult) -> str:
+    cpu = r.server_cpu_ms_per_req
+    keys = ("settle_s", "before", "statuses", "fallback_share", "warmup")
+    probe_info = {k: v for k, v in r.probe.items() if k in keys}
+    return (
+        f"{r.key} ({r.name}, c={r.concurrency}): {r.status}; {r.rps:.1f} req/s, "
+        f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.failures} failures of "
+        f"{r.requests}; server CPU {'-' if cpu is None else f'{cpu:.1f}'} ms/req; others "
+        f"{r.other_cores:.2f} cores; probe {probe_info}"
+    )
+
+
+# --- databases -------------------------------------------------------------------------------
+async def _pg_admin(url: str, statements: list[str]) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    conn = await asyncpg.connect(
+        user=u.username, password=u.password, host=u.host, port=u.port or 5432, database="postgres"
+    )
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _pg_name(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database or ""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"use a plain database name for the bench, not {name!r}")
+    return name
+
+
+def create_pg(url: str) -> None:
+    name = _pg_name(url)
+    asyncio.run(
+        _pg_admin(
+            url, [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"']
+        )
+    )
+
+
+def drop_pg(url: str) -> None:
+    asyncio.run(_pg_admin(url, [f'DROP DATABASE IF EXISTS "{_pg_name(url)}" WITH (FORCE)']))
+
+
+def prepare_database(
+    database: str, workdir: Path, model_dir: str | None, opts: argparse.Namespace
+) -> tuple[str, str, dict[str, Any]]:
+    """(URL, model dir, note): migrated, demo users, the heavy user, segments assigned."""
+    from fincoach.cli.serve import _assign_segments
+
+    if database == "postgresql":
+        create_pg(opts.postgres_url)
+        url = opts.postgres_url
+    else:
+        (workdir / "sqlite").mkdir(exist_ok=True)
+        url = f"sqlite+aiosqlite:///{workdir / 'sqlite' / 'bench.db'}"
+    url, model_dir = prepare(workdir, model_dir, url=url, users=opts.users)
+    note: dict[str, Any] = {"database": database, "url": url, "users": opts.users}
+    if opts.heavy_events >= 0:
+        from bench.heavy_user import REAL_CSV, write_heavy_user
+        from fincoach.training.demo_data import DEMO_PASSWORD
+
+        if not REAL_CSV.exists():
+            note["heavy_user"] = f"not written: {REAL_CSV} is missing"
+        else:
+            t0 = time.perf_counter()
+            heavy = asyncio.run(
+                write_heavy_user(
+                    url, HEAVY_EMAIL, DEMO_PASSWORD, REAL_CSV, opts.heavy_events, False
+                )
+            )
+            asyncio.run(_assign_segments(url, Path(model_dir)))
+            note["heavy_user"] = heavy
+            print(f"heavy user in {database}: {heavy} ({time.perf_counter() - t0:.0f} s)")
+    return url, model_dir, note
+
+
+# --- reporting -------------------------------------------------------------------------------
+Key = tuple[str, str, str]  # (setup, database, cell key)
+
+
+def index(results: list[CellResult]) -> dict[Key, CellResult]:
+    return {(r.setup, r.database, r.key): r for r in results}
+
+
+def fmt_cell(r: CellResult | None) -> str:
+    if r is None:
+        return "not measured"
+    figures = (
+        f"{r.rps:,.0f} req/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:,.0f} ms, "
+        f"{r.failures} non-2xx/errors"
+    )
+    if r.status == "ok":
+        return figures
+    if r.requests:
+        return f"**{r.status}**: {figures}"
+    return f"**{r.status}**"
+
+
+def ratio(a: CellResult | None, b: CellResult | None) -> float | None:
+    if a is None or b is None or a.status != "ok" or b.status != "ok" or not b.rps:
+        return None
+    return a.rps / b.rps
+
+
+def fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def side_by_side(results: list[CellResult], databases: list[str]) -> str:
+    by = index(results)
+    head = ["endpoint", "c"]
+    for db in databases:
+        head += [f"Serve {db}", f"peer {db}", "Serve / peer"]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for spec in CELLS:
+        if not any(r.key == spec.key for r in results):
+            continue
+        row = [spec.name, str(spec.concurrency)]
+        for db in databases:
+            s, p = by.get(("serve", db, spec.key)), by.get(("peer", db, spec.key))
+            row += [fmt_cell(s), fmt_cell(p), fmt_ratio(ratio(s, p))]
+        rows.append("| " + " | ".join(row) + " |")
+    return "\n".join(rows)
+
+
+def cpu_table(results: list[CellResult]) -> str:
+    rows = [
+        "| endpoint | c | setup | database | server CPU ms/req | wrk CPU ms/req | machine busy "
+        "| other processes (cores) | answered 2xx again after (s) | probe (statuses, fallback, "
+        "cached) | top server processes (CPU s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    order = {s.key: i for i, s in enumerate(CELLS)}
+    for r in sorted(results, key=lambda r: (order[r.key], r.database, r.setup)):
+        cpu = r.server_cpu_ms_per_req
+        top = ", ".join(
+            f"{k} {v['cpu_s']:.1f}" + (f" (x{int(v['procs'])})" if v["procs"] > 1 else "")
+            for k, v in list(r.cpu_by_process.items())[:4]
+        )
+        p = r.probe
+        probe_text = (
+            f"{p.get('statuses', {})}, {_share(p.get('fallback_share'))}, "
+            f"{_share(p.get('cached_share_after', p.get('cached_share')))}"
+        )
+        rows.append(
+            f"| {r.name} | {r.concurrency} | {r.setup} | {r.database} | "
+            f"{'-' if cpu is None else f'{cpu:.1f}'} | "
+            f"{f'{r.wrk_cpu_s * 1000 / r.requests:.2f}' if r.requests else '-'} | "
+            f"{r.machine_busy:.0%} | {r.other_cores:.2f} | {settle_text(p)} | {probe_text} | "
+            f"{top} |"
+        )
+    return "\n".join(rows)
+
+
+def settle_text(probe: dict[str, Any]) -> str:
+    if "settle_s" not in probe:
+        return "-"
+    before = probe.get("before") or {}
+    seen = f" ({', '.join(f'{k} x{v}' for k, v in before.items())} before)" if before else ""
+    if probe["settle_s"] is None:
+        return f"**not within the wait**{seen}"
+    return f"{probe['settle_s']:.1f}{seen}"
+
+
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def heavy_vs_light(r_heavy: CellResult | None, r_light: CellResult | None) -> dict[str, Any]:
+    """Heavy / light for CPU per request (when measured) and p50; None where unmeasured."""
+    out: dict[str, Any] = {"cpu": None, "p50": None}
+    if r_heavy is None or r_light is None or r_heavy.status != "ok" or r_light.status != "ok":
+        return out
+    h, lt = r_heavy.server_cpu_ms_per_req, r_light.server_cpu_ms_per_req
+    if h is not None and lt:
+        out["cpu"] = h / lt
+    if r_light.p50_ms:
+        out["p50"] = r_heavy.p50_ms / r_light.p50_ms
+    return out
+
+
+def heavy_table(results: list[CellResult], databases: list[str]) -> str:
+    by = index(results)
+    rows = [
+        "| database | setup | light user: p50 ms, CPU ms/req | heavy user: p50 ms, CPU ms/req "
+        "| heavy / light CPU | heavy / light p50 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for db in databases:
+        for setup in SETUPS:
+            h, lt = by.get((setup, db, "heavy-1")), by.get((setup, db, "light-1"))
+            if h is None and lt is None:
+                continue
+            hl = heavy_vs_light(h, lt)
+
+            def one(r: CellResult | None) -> str:
+                if r is None:
+                    return "not measured"
+                if r.status != "ok":
+                    return f"**{r.status}**"
+                cpu = r.server_cpu_ms_per_req
+                return f"{r.p50_ms:.1f}, {'-' if cpu is None else f'{cpu:.1f}'}"
+
+            rows.append(
+                f"| {db} | {setup} | {one(lt)} | {one(h)} | {fmt_ratio(hl['cpu'])} | "
+                f"{fmt_ratio(hl['p50'])} |"
+            )
+    return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    cell: str  # the Serve cell it reads
+    kind: str  # "rps_min", "p99_max", "p50_max", "peer_min", "heavy_max"
+    bound: float
+
+
+TARGETS = (
+    Target("uncached enhanced, c=32: >= 200 req/s", "enhanced-32", "rps_min", 200),
+    Target("uncached enhanced, c=32: p99 <= 300 ms", "enhanced-32", "p99_max", 300),
+    Target("uncached enhanced, c=1: p50 <= 8 ms", "enhanced-1", "p50_max", 8),
+    Target("uncached enhanced, c=32: >= 90% of the peer", "enhanced-32", "peer_min", 0.90),
+    Target("cached prediction, c=1: p50 <= 4 ms", "prediction-1", "p50_max", 4),
+    Target("cached prediction, c=32: >= 80% of the peer", "prediction-32", "peer_min", 0.80),
+    Target("/users/me, c=32: >= 70% of the peer", "users-me-32", "peer_min", 0.70),
+    Target(
+        "heavy user within 20% of a light user (enhanced, c=1, CPU/req)",
+        "heavy-1",
+        "heavy_max",
+        1.2,
+    ),
+)
+
+
+def check_target(t: Target, by: dict[Key, CellResult], db: str) -> str:
+    """'met (value)', '**missed** (value)' or 'not measured' for one target on one database."""
+    serve = by.get(("serve", db, t.cell))
+    if serve is None:
+        return "not measured"
+    if serve.status != "ok":
+        return f"**missed** ({serve.status})"
+
+    def verdict(ok: bool, text: str) -> str:
+        return f"{'met' if ok else '**missed**'} ({text})"
+
+    if t.kind == "rps_min":
+        return verdict(serve.rps >= t.bound, f"{serve.rps:,.0f} req/s")
+    if t.kind == "p99_max":
+        return verdict(serve.p99_ms <= t.bound, f"{serve.p99_ms:,.0f} ms")
+    if t.kind == "p50_max":
+        return verdict(serve.p50_ms <= t.bound, f"{serve.p50_ms:.1f} ms")
+    if t.kind == "peer_min":
+        peer = by.get(("peer", db, t.cell))
+        r = ratio(serve, peer)
+        if r is None:
+            return "not measured (no peer figure)"
+        return verdict(r >= t.bound, f"{r:.0%}")
+    if t.kind == "heavy_max":
+        hl = heavy_vs_light(serve, by.get(("serve", db, "light-1")))
+        value, what = (hl["cpu"], "CPU") if hl["cpu"] is not None else (hl["p50"], "p50")
+        if value is None:
+            return "not measured"
+        return verdict(value <= t.bound, f"{what} x{value:.2f}")
+    raise ValueError(t.kind)
+
+
+def targets_table(results: list[CellResult], databases: list[str]) -> str:
+    by = index(results)
+    rows = [
+        "| target (through Serve) | " + " | ".join(databases) + " |",
+        "| --- |" + " --- |" * len(databases),
+    ]
+    for t in TARGETS:
+        rows.append(
+            f"| {t.label} | " + " | ".join(check_target(t, by, db) for db in databases) + " |"
+        )
+    return "\n".join(rows)
+
+
+def machine() -> dict[str, Any]:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"nproc": os.cpu_count(), "cpu": model, "host": os.uname().nodename}
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "?"
+    return (sha or "?") + (" (uncommitted changes)" if dirty else "")
+
+
+def header_line(command: str, mach: dict[str, Any], date: str, commit: str) -> str:
+    return (
+        f"Command: `{command}`; machine: {mach['nproc']} cores ({mach['cpu']}), host "
+        f"{mach['host']}; date: {date}; commit: {commit}"
+    )
+
+
+# --- main --------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join((__doc__ or "").splitlines()[2:]),
+    )
+    p.add_argument("--quick", action="store_true", help="Smoke run: 5 s cells after 1 s warm-up")
+    p.add_argument("--duration", type=float, help="Measured seconds per cell (default 15)")
+    p.add_argument("--warmup", type=float, help="Warm-up seconds per cell (default 3)")
+    p.add_argument("--databases", default=",".join(DATABASES), help="sqlite,postgresql")
+    p.add_argument("--setups", default=",".join(SETUPS), help="serve,peer")
+    p.add_argument(
+        "--cells",
+        default=",".join(CELL_BY_KEY),
+        help=f"Comma-separated, of: {', '.join(CELL_BY_KEY)}",
+    )
+    p.add_argument("--users", type=int, default=20, help="Demo users, all logged in (20)")
+    p.add_argument(
+        "--heavy-events",
+        type=int,
+        default=10_000,
+        help="Events of the heavy user (10,000); -1: no heavy user",
+    )
+    p.add_argument("--model-dir", help="Reuse this trained registry instead of training")
+    p.add_argument(
+        "--postgres-url",
+        default=DEFAULT_PG_URL,
+        help="The bench's own database: created (dropped first if there) and dropped after",
+    )
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="The peer's workers")
+    p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (at most c)")
+    p.add_argument("--timeout", type=float, default=10.0, help="wrk's per-request timeout, s")
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="Before each cell, wait up to S s for the machine to be idle (0: don't)",
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="Before each cell, wait up to S s for its path to answer 2xx (0: don't)",
+    )
+    p.add_argument("--start-timeout", type=float, default=300.0, help="Seconds to /health 200")
+    p.add_argument("--config", default=str(ROOT / "serve_config.yaml"), help="Serve config")
+    p.add_argument("--json", help="Also write every cell to this file")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="Keep the work directory (server logs, Serve's replica logs, wrk scripts and output)",
+    )
+    opts = p.parse_args(argv)
+    opts.duration = opts.duration or (5.0 if opts.quick else 15.0)
+    opts.warmup = opts.warmup if opts.warmup is not None else (1.0 if opts.quick else 3.0)
+    opts.databases = opts.databases.split(",")
+    opts.setups = opts.setups.split(",")
+    opts.cells = opts.cells.split(",")
+    for name, given, allowed in (
+        ("database", opts.databases, DATABASES),
+        ("setup", opts.setups, SETUPS),
+        ("cell", opts.cells, tuple(CELL_BY_KEY)),
+    ):
+        for g in given:
+            if g not in allowed:
+                p.error(f"unknown {name} {g!r}; choose from {', '.join(allowed)}")
+    if opts.users < 1:
+        p.error("--users must be at least 1")
+    return opts
+
+
+def report(
+    results: list[CellResult], notes: list[dict[str, Any]], opts: argparse.Namespace, head: str
+) -> str:
+    out = [f"## request path ({head})", ""]
+    if results:
+        out += ["req/s counts 2xx answers; p50/p99 from wrk (all answers).", ""]
+        out += [side_by_side(results, opts.databases), ""]
+        out += ["Targets (issue 13):", "", targets_table(results, opts.databases), ""]
+        if any(r.key in ("heavy-1", "light-1") for r in results):
+            out += ["Heavy vs light user:", "", heavy_table(results, opts.databases), ""]
+        out += ["CPU per request:", "", cpu_table(results), ""]
+    out.append("notes:")
+    out += [json.dumps({k: v for k, v in n.items() if k != "health"}, default=str) for n in notes]
+    return "\n".join(out)
+
+
+def main() -> None:
+    opts = parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)
+    wrk = ensure_wrk()
+    command = " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    date = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    mach, commit = machine(), git_commit()
+    head = header_line(command, mach, date, commit)
+    print(head, flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="fincoach-request-path-"))
+    cells = [CELL_BY_KEY[k] for k in opts.cells]
+    results: list[CellResult] = []
+    notes: list[dict[str, Any]] = []
+    model_dir = opts.model_dir
+    started = time.perf_counter()
+    try:
+        for db in opts.databases:
+            try:
+                url, model_dir, note = prepare_database(db, workdir, model_dir, opts)
+            except Exception as exc:  # noqa: BLE001 - the other database may still work
+                notes.append({"database": db, "error": f"prepare: {type(exc).__name__}: {exc}"})
+                print(f"[{db}] could not prepare: {exc}", flush=True)
+                continue
+            notes.append(note)
+            env = app_env(url, model_dir)
+            has_heavy = isinstance(note.get("heavy_user"), dict)
+            try:
+                for setup in opts.setups:
+                    got, snote = measure_setup(setup, db, env, cells, has_heavy, wrk, opts, workdir)
+                    results += got
+                    notes.append(snote)
+            finally:
+                if db == "postgresql":
+                    with contextlib.suppress(Exception):
+                        drop_pg(url)
+    finally:
+        text = report(results, notes, opts, head)
+        print(f"\n(total {time.perf_counter() - started:.0f} s)\n")
+        print(text)
+        if opts.json:
+            payload = {
+                "command": command,
+                "machine": mach,
+                "date": date,
+                "commit": commit,
+                "options": vars(opts),
+                "cells": [asdict(r) for r in results],
+                "notes": notes,
+            }
+            Path(opts.json).write_text(json.dumps(payload, indent=2, default=str))
+        if opts.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
