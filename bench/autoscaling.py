@@ -43,10 +43,10 @@ if str(ROOT) not in sys.path:
 from bench.serve_bench import (  # noqa: E402
     _interrupt,
     app_env,
-    free_port,
     loadavg,
     prepare,
     serve_options,
+    spare_port,
 )
 
 DEPLOYMENT = "ForecastingDeployment"
@@ -364,7 +364,7 @@ def main() -> None:
         signal.signal(signal.SIGTERM, _interrupt)  # after ray.init, which installs its own
         try:
             app, _ = build_configured_app(config_path, model_dir)
-            http = {**config.get("http_options", {}), "host": "127.0.0.1", "port": free_port()}
+            http = {**config.get("http_options", {}), "host": "127.0.0.1", "port": spare_port()}
             serve.start(http_options=http, proxy_location="HeadOnly")
             t0 = time.perf_counter()
             serve.run(app, name=APP, route_prefix="/")

@@ -70,10 +70,10 @@ from bench.serve_bench import (  # noqa: E402
     app_env,
     child_env,
     cpu_by_label,
-    free_port,
     loadavg,
     machine_jiffies,
     prepare,
+    spare_port,
     tree,
     wait_idle,
 )
@@ -561,7 +561,7 @@ class PeerServer(Server):
 
 
 def start_server(setup: str, env: dict[str, str], opts: argparse.Namespace, log: Path) -> Server:
-    port = free_port()
+    port = spare_port()
     if setup == "peer":
         return PeerServer(port, child_env("inprocess", env), log, opts.workers)
     # bench/serve_bench.py --child serve:fincoach becomes `fincoach serve` on a copy of the
