@@ -6,16 +6,54 @@ import time: ``get_settings()`` is cached per process.
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# The development secret is public (it is in this file), so production refuses it.
+# The secret earlier versions shipped as their default. It is public (it is in this file and in
+# the repository's history), so every environment refuses it: a token signed with it is worth
+# nothing here.
 DEV_JWT_SECRET = "fincoach-dev-secret-change-me-0123456789abcdef"
 MIN_SECRET_LENGTH = 32
+
+
+def default_secret_file() -> Path:
+    """Where a development installation keeps its generated token secret."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "fincoach" / "jwt_secret"
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The secret stored at ``path``, made (random, mode 0600) on first use.
+
+    Made under a temporary name and published with a hard link, which fails when another
+    process got there first: replicas starting together all read the same secret."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    if path.stat().st_mode & 0o077:
+        raise ValueError(f"{path} holds the token secret but others may read it: chmod 600 {path}")
+    secret = path.read_text().strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{path} holds a secret shorter than {MIN_SECRET_LENGTH} characters")
+    return secret
+
+
 # The original FinCoach web client's development servers (Vite on 5173/5174, CRA on 3000).
 DEV_ORIGINS = tuple(
     f"http://{host}:{port}" for host in ("localhost", "127.0.0.1") for port in (5173, 5174, 3000)
@@ -49,7 +87,10 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=5, ge=1, le=100)
     model_dir: Path = Path("./artifacts")
 
-    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    # Unset: production refuses to start; development and tests use a secret generated once
+    # per installation and kept in ``jwt_secret_file`` (mode 0600).
+    jwt_secret: SecretStr = SecretStr("")
+    jwt_secret_file: Path = Field(default_factory=default_secret_file)
     jwt_issuer: str = "fincoach"
     jwt_audience: str = "fincoach-api"
     token_ttl_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
@@ -119,16 +160,33 @@ class Settings(BaseSettings):
     def _async_driver(cls, url: str) -> str:
         return normalize_database_url(url)
 
-    @model_validator(mode="after")
-    def _production_needs_a_real_secret(self) -> Settings:
-        if self.env == "production":
-            secret = self.jwt_secret.get_secret_value()
-            if secret == DEV_JWT_SECRET or len(secret) < MIN_SECRET_LENGTH:
+    @model_validator(mode="before")
+    @classmethod
+    def _a_private_secret(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        raw = data.get("jwt_secret")
+        secret = raw.get_secret_value() if isinstance(raw, SecretStr) else str(raw or "")
+        if secret == DEV_JWT_SECRET:
+            raise ValueError(
+                "FINCOACH_JWT_SECRET is the public default of earlier versions; unset it "
+                "(development makes its own) or set a private value"
+            )
+        if secret:
+            if data.get("env") == "production" and len(secret) < MIN_SECRET_LENGTH:
                 raise ValueError(
                     "FINCOACH_JWT_SECRET must be set to a private value of at least "
                     f"{MIN_SECRET_LENGTH} characters when FINCOACH_ENV=production"
                 )
-        return self
+            return data
+        if data.get("env") == "production":
+            raise ValueError(
+                "FINCOACH_JWT_SECRET must be set when FINCOACH_ENV=production (at least "
+                f"{MIN_SECRET_LENGTH} characters; e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        path = Path(data.get("jwt_secret_file") or default_secret_file()).expanduser()
+        return {**data, "jwt_secret": load_or_create_secret(path)}
 
     @property
     def allowed_origins(self) -> list[str]:

@@ -97,6 +97,14 @@ async def migrated_database(
 BACKENDS = ["sqlite", "postgresql"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_secret_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Settings made without a secret (the CLI's) generate theirs here, not in ~/.config."""
+    if "FINCOACH_JWT_SECRET_FILE" not in os.environ:
+        path = tmp_path_factory.mktemp("config") / "jwt_secret"
+        os.environ["FINCOACH_JWT_SECRET_FILE"] = str(path)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
