@@ -23,6 +23,7 @@ from fincoach.tracking.analysis import (
 )
 from fincoach.tracking.privacy import scrub
 from fincoach.usecases.context import Context
+from fincoach.usecases.offload import run_cpu
 from fincoach.usecases.segments import behavior_dict
 from schemas.behavior import BehavioralInsightsResponse, EventSummaryResponse
 from schemas.events import EventRequest
@@ -62,12 +63,20 @@ def event_row(
     return client_id, row
 
 
+def _event_rows(
+    user_id: int, events: Sequence[EventRequest], session_id: str | None
+) -> list[tuple[str, dict[str, Any]]]:
+    return [event_row(user_id, e, session_id) for e in events]
+
+
 async def record(
     ctx: Context, user_id: int, events: Sequence[EventRequest], session_id: str | None
 ) -> list[tuple[str, bool]]:
     """Write the events (all or none) and wait for their commit: (client id, stored?) for each,
     stored False for an id this user sent before."""
-    pairs = [event_row(user_id, e, session_id) for e in events]
+    # Scrubbing is linear but not free (up to 8 KB per event, 500 events a batch): off the
+    # event loop, with the other CPU-heavy work.
+    pairs = await run_cpu(ctx.settings, _event_rows, user_id, events, session_id)
     stored = await ctx.events.submit([row for _, row in pairs])
     return [(client_id, s) for (client_id, _), s in zip(pairs, stored, strict=True)]
 

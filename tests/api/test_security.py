@@ -735,3 +735,46 @@ async def test_validation_errors_do_not_echo_passwords(start_app: StartApp) -> N
         assert r.status_code == 422 and "Broken-json-password" not in r.text
         r = await c.post("/auth/token", data={"password": "Form-password-no-username"})
         assert r.status_code == 422 and "Form-password-no-username" not in r.text
+
+
+# --- issue 14: CPU work off the event loop ----------------------------------------------------
+async def test_password_hashing_runs_off_the_event_loop_with_a_cap(
+    start_app: StartApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel logins hash in worker threads, at most cpu_offload_concurrency at once, while
+    the event loop keeps answering /health (argon2 on the loop stalled it for seconds)."""
+    import asyncio
+    import threading
+    import time
+
+    from fincoach.usecases import passwords
+
+    app = await start_app(cpu_offload_concurrency=2, login_max_failures=0)
+    real_verify = passwords.verify_password
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def slow_verify(password: str, hashed: str, settings: Any) -> bool:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.2)  # a costly hash, blocking whichever thread runs it
+        with lock:
+            running -= 1
+        return real_verify(password, hashed, settings)
+
+    monkeypatch.setattr("fincoach.usecases.accounts.verify_password", slow_verify)
+    async with http(app, "10.9.9.9") as c:
+        await register(c, "alice@example.com", "right-password")
+        logins = [
+            asyncio.create_task(login(c, "alice@example.com", "wrong-password")) for _ in range(8)
+        ]
+        await asyncio.sleep(0.05)
+        start = time.perf_counter()
+        health = await c.get("/health")
+        health_s = time.perf_counter() - start
+        answers = await asyncio.gather(*logins)
+    assert health.status_code in (200, 503)
+    assert health_s < 0.15, health_s  # not behind 8 x 0.2 s of hashing
+    assert [r.status_code for r in answers] == [401] * 8
+    assert peak == 2
