@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=0)
     login_max_failures_per_client: int = Field(default=20, ge=0)
     login_failure_window_minutes: int = Field(default=15, ge=1)
+    # Failed logins are throttled per (e-mail, client address) pair: after login_max_failures
+    # the pair waits 1 s, then 2, 4, ... up to this many seconds before each new try, so a
+    # guesser slows down while the owner, elsewhere, still signs in.
+    login_backoff_max_s: float = Field(default=900.0, ge=1)
     # Addresses that stand for many clients: a proxy in front of the app that does not say whose
     # request it forwards (Serve's HAProxy reaches the replicas from 127.0.0.1 and sends no
     # X-Forwarded-For). Per-address limits skip them, or one client's failed logins would lock
@@ -125,6 +129,11 @@ class Settings(BaseSettings):
     proxy_addresses: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["127.0.0.1", "::1"]
     )
+    # Peers whose X-Forwarded-For is believed: from them, the client is the rightmost address
+    # in the header that is not itself one of them. From anyone else the header is ignored
+    # (a client could name any address). Only list a proxy that replaces the header with the
+    # address it saw (``fincoach serve`` makes its HAProxy do so and sets this to loopback).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Prediction cache: "db" (the prediction_cache table, default), "off", or redis://...
     cache_url: str = Field(default="db", description="db, off, or a redis:// URL")
@@ -146,7 +155,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("cors_origins", "proxy_addresses", mode="before")
+    @field_validator("cors_origins", "proxy_addresses", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         # Accept "a,b" as well as a JSON list: the comma form is what people type in a shell.

@@ -778,3 +778,142 @@ async def test_password_hashing_runs_off_the_event_loop_with_a_cap(
     assert health_s < 0.15, health_s  # not behind 8 x 0.2 s of hashing
     assert [r.status_code for r in answers] == [401] * 8
     assert peak == 2
+
+
+# --- issue 14: forwarded addresses and login backoff per (e-mail, address) --------------------
+def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
+    from fincoach.http.ratelimit import forwarded_client
+
+    proxies = frozenset({"127.0.0.1", "10.0.0.2"})
+    assert forwarded_client("203.0.113.9", "1.2.3.4", proxies) == "203.0.113.9"
+    assert forwarded_client("127.0.0.1", "1.2.3.4", proxies) == "1.2.3.4"
+    # A client's own header goes first: the proxy's appended address is the one believed.
+    assert forwarded_client("127.0.0.1", "6.6.6.6, 198.51.100.7", proxies) == "198.51.100.7"
+    assert forwarded_client("127.0.0.1", "198.51.100.7, 10.0.0.2", proxies) == "198.51.100.7"
+    assert forwarded_client("127.0.0.1", "not-an-address", proxies) == "127.0.0.1"
+    assert forwarded_client("127.0.0.1", None, proxies) == "127.0.0.1"
+    assert forwarded_client("127.0.0.1", "1.2.3.4", frozenset()) == "127.0.0.1"
+
+
+async def test_client_sent_forwarded_for_neither_dodges_nor_aims_limits(
+    start_app: StartApp,
+) -> None:
+    app = await start_app(login_max_failures=100, login_max_failures_per_client=3)
+    async with http(app, "203.0.113.9") as c, http(app, "198.51.100.7") as victim:
+        for i in range(3):  # each guess claims another address
+            r = await c.post(
+                "/auth/token",
+                data={"username": f"u{i}@example.com", "password": "wrong-password"},
+                headers={"X-Forwarded-For": f"192.0.2.{i}"},
+            )
+            assert r.status_code == 401
+        r = await c.post(
+            "/auth/token",
+            data={"username": "u9@example.com", "password": "wrong-password"},
+            headers={"X-Forwarded-For": "192.0.2.99"},
+        )
+        assert_rate_limited(r, max_retry_after=15 * 60)  # still limited as 203.0.113.9
+        # Naming the victim's address in the header did not count against the victim.
+        assert (await login(victim, "v@example.com", "wrong-password")).status_code == 401
+
+
+async def test_a_trusted_proxy_forwards_the_client_address(start_app: StartApp) -> None:
+    app = await start_app(
+        login_max_failures=100, login_max_failures_per_client=2, trusted_proxies=["127.0.0.1"]
+    )
+    async with http(app, "127.0.0.1") as proxy:
+
+        async def via(address: str, email: str) -> httpx.Response:
+            return await proxy.post(
+                "/auth/token",
+                data={"username": email, "password": "wrong-password"},
+                headers={"X-Forwarded-For": address},
+            )
+
+        assert (await via("198.51.100.1", "a@example.com")).status_code == 401
+        assert (await via("198.51.100.1", "b@example.com")).status_code == 401
+        assert_rate_limited(await via("198.51.100.1", "c@example.com"), max_retry_after=900)
+        assert (await via("198.51.100.2", "c@example.com")).status_code == 401
+
+
+async def test_wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(
+    start_app: StartApp,
+) -> None:
+    """Ten wrong passwords for Alice's e-mail slow the guesser down (growing Retry-After), while
+    Alice, from her own address, signs in at once."""
+    app = await start_app(login_max_failures=5, login_max_failures_per_client=1000)
+    async with http(app, "203.0.113.66") as attacker, http(app, "198.51.100.10") as alice:
+        await register(alice, "alice@example.com", "right-password")
+        codes = [
+            (await login(attacker, "alice@example.com", "wrong-password")).status_code
+            for _ in range(10)
+        ]
+        assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+        assert (await login(alice, "alice@example.com", "right-password")).status_code == 200
+        # Even the right password waits for the attacker's pair, known e-mail or not.
+        assert (await login(attacker, "alice@example.com", "right-password")).status_code == 429
+
+
+def test_login_backoff_doubles_up_to_its_cap_and_forgets() -> None:
+    from fincoach.http.ratelimit import Backoff
+
+    clock = FakeClock()
+    backoff = Backoff(limit=3, max_wait_s=8, forget_s=60, clock=clock)
+    waits = []
+    for _ in range(7):
+        backoff.fail("k")
+        waits.append(backoff.blocked_for("k"))
+    assert waits == [0, 0, 1, 2, 4, 8, 8]
+    clock.now += 8.5
+    assert backoff.blocked_for("k") == 0
+    clock.now += 61
+    backoff.fail("k")
+    assert backoff.blocked_for("k") == 0  # forgotten: counting starts over
+
+
+# --- issue 14: look-alike e-mails, passwords kept as typed ------------------------------------
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "ALICE@Example.COM",
+        "alice\u200b@example.com",  # zero-width space
+        "al\u2060ice@example.com",  # word joiner
+        "\uff41lice@example.com",  # full-width a
+        " alice@example.com ",
+    ],
+)
+async def test_lookalike_emails_are_the_same_account(start_app: StartApp, lookalike: str) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        await register(c, "alice@example.com", "right-password")
+        r = await c.post("/auth/register", json={"email": lookalike, "password": "other-password"})
+        assert r.status_code == 400, r.text  # taken, not a second account
+        assert (await login(c, lookalike, "right-password")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "bad", ["alice@example.com.", "p\u0430ypal@example.com", "alice@example..com"]
+)
+async def test_trailing_dots_and_mixed_alphabets_are_refused(start_app: StartApp, bad: str) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        r = await c.post("/auth/register", json={"email": bad, "password": "right-password"})
+        assert r.status_code == 422, r.text
+
+
+async def test_decomposed_accents_are_one_account(start_app: StartApp) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        await register(c, "jos\u00e9@example.com", "right-password")
+        r = await c.post(
+            "/auth/register", json={"email": "jose\u0301@example.com", "password": "x" * 12}
+        )
+        assert r.status_code == 400
+
+
+async def test_passwords_are_not_trimmed(start_app: StartApp) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        await register(c, "alice@example.com", "  padded-password  ")
+        assert (await login(c, "alice@example.com", "padded-password")).status_code == 401
+        assert (await login(c, "alice@example.com", "  padded-password  ")).status_code == 200

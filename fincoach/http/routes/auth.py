@@ -25,6 +25,7 @@ from schemas.users import (
     RegisterRequest,
     RegisterResponse,
     TokenResponse,
+    normalize_email,
 )
 
 # Anonymous endpoints: limited per client address (fincoach/http/ratelimit.py).
@@ -93,6 +94,7 @@ async def _login(
     request: Request, session: SessionDep, settings: SettingsDep, email: str, password: str
 ) -> accounts.IssuedToken:
     """Check the password (throttled per e-mail and client) and issue a token."""
+    email = normalize_email(email)
     check_login_allowed(request, email)
     user = await accounts.authenticate(session, settings, email, password)
     if user is None:
