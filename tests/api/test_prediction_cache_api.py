@@ -202,9 +202,9 @@ async def test_a_reused_goal_id_never_reaches_the_deleted_goals_entry(
     assert (await _get(c, f"/coaching/goal-probability/{gid}"))["cached"] is True
     async with clean_engine.begin() as conn:
         row = (await conn.execute(select(Goal.__table__).where(Goal.id == gid))).mappings().one()
-        await conn.execute(delete(Goal.__table__).where(Goal.id == gid))
+        await conn.execute(delete(Goal).where(Goal.id == gid))
         values = {k: v for k, v in row.items() if k not in ("created_at", "updated_at")}
-        await conn.execute(insert(Goal.__table__).values({**values, "target_amount": 5000}))
+        await conn.execute(insert(Goal).values({**values, "target_amount": 5000}))
     again = await _get(c, f"/coaching/goal-probability/{gid}")
     assert again["cached"] is False
 
