@@ -35,10 +35,13 @@ async def get(session: AsyncSession, user_id: int, goal_id: int) -> Goal:
     return await goal_rows.get_goal(session, user_id, goal_id)
 
 
-async def add(ctx: Context, session: AsyncSession, user_id: int, values: dict[str, Any]) -> Goal:
-    target: date = values["target_date"]
+def _not_past(target: date) -> None:
     if target < datetime.now(UTC).date():
         raise GoalDateInPast("body.target_date: the target date lies in the past")
+
+
+async def add(ctx: Context, session: AsyncSession, user_id: int, values: dict[str, Any]) -> Goal:
+    _not_past(values["target_date"])
     goal = await goal_rows.create_goal(session, user_id, values)
     await session.commit()
     await ctx.predictions.invalidate(user_id, ON_GOAL_CHANGE)
@@ -48,6 +51,8 @@ async def add(ctx: Context, session: AsyncSession, user_id: int, values: dict[st
 async def update(
     ctx: Context, session: AsyncSession, user_id: int, goal_id: int, changes: dict[str, Any]
 ) -> Goal:
+    if changes.get("target_date") is not None:
+        _not_past(changes["target_date"])
     goal = await goal_rows.update_goal(session, user_id, goal_id, changes)
     await session.commit()
     await _goal_changed(ctx, user_id, goal_id)
