@@ -230,3 +230,45 @@ async def test_segment_is_about_money_not_page_views(client, demo) -> None:
     for other in (again, after):
         assert other["segment_id"] == first["segment_id"]
         assert other["confidence"] == pytest.approx(first["confidence"])
+
+
+async def test_parallel_first_segment_stores_are_one_row_never_500(
+    client, demo, clean_engine
+) -> None:
+    """Issue 14: parallel refresh-segment calls for a user with no segment yet raced on the
+    unique user_id (a 500 on SQLite, where the savepoint did not help); now one upsert."""
+    import asyncio
+
+    h = await _login(client, 5)
+    answers = await asyncio.gather(
+        *(client.post("/coaching/refresh-segment", headers=h) for _ in range(8))
+    )
+    assert [r.status_code for r in answers] == [200] * 8, [r.text for r in answers]
+    async with clean_engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(UserSegment)) == 1
+
+
+async def test_upsert_segment_inserts_then_updates_in_place(clean_engine) -> None:
+    import numpy as np
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from fincoach.db.queries.segments import get_segment, upsert_segment
+    from fincoach.db.tables import User
+    from fincoach.features.state import BEHAVIOR_FEATURE_NAMES
+
+    sessions = async_sessionmaker(clean_engine, expire_on_commit=False)
+    features = np.zeros(len(BEHAVIOR_FEATURE_NAMES))
+    async with sessions() as session:
+        user = User(email="seg@example.com", hashed_password="x")
+        session.add(user)
+        await session.flush()
+        first = {"segment_id": 1, "segment_name": SEGMENT_NAMES[1], "confidence": 0.5}
+        row = await upsert_segment(session, user.id, first, features)
+        assert (row.segment_id, row.confidence) == (1, 0.5)
+        seen = await get_segment(session, user.id)  # the session now holds this row
+        second = {"segment_id": 2, "segment_name": SEGMENT_NAMES[2], "confidence": 0.9}
+        row = await upsert_segment(session, user.id, second, features)
+        assert row is seen and (row.segment_id, row.confidence) == (2, 0.9)
+        await session.commit()
+    async with clean_engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(UserSegment)) == 1
