@@ -135,6 +135,14 @@ class Settings(BaseSettings):
     # address it saw (``fincoach serve`` makes its HAProxy do so and sets this to loopback).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Per-user quotas (0: off) and the cap on what one user teaches the shared bandit: at most
+    # this many feedbacks per user and segment in 24 hours count, all strategies together (the
+    # rest are stored and answered, and teach nothing).
+    quota_goals_per_user: int = Field(default=100, ge=0)
+    quota_events_per_day: int = Field(default=10_000, ge=0)
+    quota_transactions_per_day: int = Field(default=1_000, ge=0)
+    bandit_feedback_per_user_per_day: int = Field(default=3, ge=0)
+
     # Prediction cache: "db" (the prediction_cache table, default), "off", or redis://...
     cache_url: str = Field(default="db", description="db, off, or a redis:// URL")
     cache_redis_prefix: str = Field(default="fincoach:pc", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")

@@ -22,6 +22,7 @@ from fincoach.tracking.analysis import (
     engagement_score_100,
 )
 from fincoach.tracking.privacy import scrub
+from fincoach.usecases import quotas
 from fincoach.usecases.context import Context
 from fincoach.usecases.offload import run_cpu
 from fincoach.usecases.segments import behavior_dict
@@ -74,6 +75,8 @@ async def record(
 ) -> list[tuple[str, bool]]:
     """Write the events (all or none) and wait for their commit: (client id, stored?) for each,
     stored False for an id this user sent before."""
+    async with ctx.sessions() as session:
+        await quotas.check_events(session, ctx.settings, user_id, len(events))
     # Scrubbing is linear but not free (up to 8 KB per event, 500 events a batch): off the
     # event loop, with the other CPU-heavy work.
     pairs = await run_cpu(ctx.settings, _event_rows, user_id, events, session_id)

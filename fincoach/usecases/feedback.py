@@ -16,7 +16,7 @@ from fincoach.db.queries import recommendations as q
 from fincoach.db.tables import RecommendationFeedback
 from fincoach.errors import NotFound
 from fincoach.features.vocab import STRATEGIES
-from fincoach.usecases import events
+from fincoach.usecases import events, quotas
 from fincoach.usecases.context import Context
 from schemas.coaching import FeedbackRequest, FeedbackResponse
 
@@ -73,6 +73,9 @@ async def give(
     existing = await q.get_feedback(session, rec_id)
     if existing is not None:
         return _answer(existing, duplicate=True, updated=False)
+    teaches = strategy in STRATEGIES and await quotas.teaches_bandit(
+        session, ctx.settings, user_id, segment_id
+    )
     feedback = await q.add_feedback(
         session,
         recommendation_id=rec_id,
@@ -81,6 +84,7 @@ async def give(
         helpful=body.helpful,
         reward=reward_of(body.feedback_type, body.helpful),
         feedback_text=body.feedback_text,
+        teaches=teaches,
     )
     try:
         await session.commit()
@@ -91,7 +95,7 @@ async def give(
         return _answer(existing, duplicate=True, updated=False)
     await ctx.predictions.invalidate(user_id, ON_FEEDBACK)
     updated = False
-    if strategy in STRATEGIES:
+    if teaches:
         updated = await ctx.models.bandit_update(
             feedback.id, strategy, segment_key(segment_id), feedback.reward
         )

@@ -12,6 +12,7 @@ from fincoach.cache.predictions import ON_GOAL_CHANGE
 from fincoach.db.queries import goals as goal_rows
 from fincoach.db.tables import Goal
 from fincoach.errors import VALIDATION_ERROR, CoachError
+from fincoach.usecases import quotas
 from fincoach.usecases.context import Context
 
 
@@ -42,6 +43,7 @@ def _not_past(target: date) -> None:
 
 async def add(ctx: Context, session: AsyncSession, user_id: int, values: dict[str, Any]) -> Goal:
     _not_past(values["target_date"])
+    await quotas.check_goal(session, ctx.settings, user_id)
     goal = await goal_rows.create_goal(session, user_id, values)
     await session.commit()
     await ctx.predictions.invalidate(user_id, ON_GOAL_CHANGE)

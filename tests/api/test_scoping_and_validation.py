@@ -245,3 +245,47 @@ async def test_goal_target_dates_in_the_past_or_far_away_are_422(client) -> None
     gid = r.json()["id"]
     r = await client.patch(f"/goals/{gid}", json={"target_date": "2001-01-01"}, headers=headers)
     assert r.status_code == 422, r.text
+
+
+# --- issue 14: per-user quotas ----------------------------------------------------------------
+@pytest.fixture
+async def quota_client(clean_engine, database_url, trained_models):
+    from fincoach.http.app import create_app
+    from tests.conftest import serving, test_settings
+
+    settings = test_settings(
+        database_url,
+        model_dir=trained_models,
+        quota_goals_per_user=3,
+        quota_events_per_day=25,
+        quota_transactions_per_day=2,
+    )
+    async with serving(create_app(settings, engine=clean_engine)) as c:
+        yield c
+
+
+async def test_quotas_refuse_what_one_user_creates_past_them(quota_client) -> None:
+    c = quota_client
+    h = await register(c, f"q{uuid.uuid4().hex[:8]}@example.com")
+    other = await register(c, f"o{uuid.uuid4().hex[:8]}@example.com")
+    target = (date.today() + timedelta(days=60)).isoformat()
+    goal = {"name": "Trip", "target_amount": 100, "target_date": target}
+    for _ in range(3):
+        assert (await c.post("/goals", json=goal, headers=h)).status_code == 201
+    r = await c.post("/goals", json=goal, headers=h)
+    assert r.status_code == 422 and "at most 3 goals" in r.json()["detail"]
+    assert (await c.post("/goals", json=goal, headers=other)).status_code == 201  # per user
+
+    tx = {"amount": 5, "category": "groceries"}
+    for _ in range(2):
+        assert (await c.post("/transactions", json=tx, headers=h)).status_code == 201
+    r = await c.post("/transactions", json=tx, headers=h)
+    assert r.status_code == 429 and "quota" in r.json()["detail"].lower()
+    assert int(r.headers["Retry-After"]) > 0
+
+    # The writes above record a few events of their own (goal changes): well under 25.
+    views = {"events": [{"event_type": "page_view"} for _ in range(15)]}
+    assert (await c.post("/events/batch", json=views, headers=h)).status_code == 202
+    r = await c.post("/events/batch", json=views, headers=h)  # 30+ > 25: refused whole
+    assert r.status_code == 429 and "quota" in r.json()["detail"].lower()
+    assert (await c.post("/events/batch", json=views, headers=other)).status_code == 202
