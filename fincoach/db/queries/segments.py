@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fincoach.db.tables import UserSegment, Wallet
+from fincoach.db.tables import UserSegment
 from fincoach.features.state import BEHAVIOR_FEATURE_NAMES
 
 # Built once: it runs on every recommendation.
@@ -59,28 +59,6 @@ async def upsert_segment(
     )
     assert row is not None
     return row
-
-
-async def peer_features(
-    session: AsyncSession, segment_id: int, exclude_user: int
-) -> list[dict[str, Any]]:
-    """The stored behavioral features of the segment's users other than ``exclude_user``."""
-    rows = await session.scalars(
-        select(UserSegment.features).where(
-            UserSegment.segment_id == segment_id, UserSegment.user_id != exclude_user
-        )
-    )
-    return list(rows.all())
-
-
-async def peer_balances(session: AsyncSession, segment_id: int, exclude_user: int) -> list[float]:
-    """The wallet balances of the segment's users other than ``exclude_user``."""
-    rows = await session.scalars(
-        select(Wallet.balance)
-        .join(UserSegment, UserSegment.user_id == Wallet.user_id)
-        .where(UserSegment.segment_id == segment_id, UserSegment.user_id != exclude_user)
-    )
-    return [float(b) for b in rows.all()]
 
 
 async def segment_mix(session: AsyncSession) -> list[tuple[int, int, float]]:
