@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # per installation and kept in ``jwt_secret_file`` (mode 0600).
     jwt_secret: SecretStr = SecretStr("")
     jwt_secret_file: Path = Field(default_factory=default_secret_file)
+    # The operations token: /health details, /models and /jobs answer only a caller sending it
+    # (X-Ops-Token, or Authorization: Bearer); anyone else learns liveness only. Unset: nobody.
+    ops_token: SecretStr = SecretStr("")
     jwt_issuer: str = "fincoach"
     jwt_audience: str = "fincoach-api"
     token_ttl_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)

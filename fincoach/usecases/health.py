@@ -24,6 +24,19 @@ async def models(ctx: Context) -> ModelsResponse:
     return ModelsResponse.model_validate({"deployments": await ctx.models.model_versions()})
 
 
+async def liveness(ctx: Context) -> HealthResponse:
+    """What an anonymous caller learns: the same 200/503 as ``health``, with the status only
+    (no component, version, job or user detail; a 503 says "starting" or "unavailable")."""
+    try:
+        full = await health(ctx, "")
+    except ServiceUnavailable as exc:
+        starting = str(exc.detail).startswith("starting")
+        raise ServiceUnavailable(
+            "starting" if starting else "unavailable", headers=exc.headers
+        ) from None
+    return HealthResponse(status=full.status)
+
+
 async def health(ctx: Context, version: str) -> HealthResponse:
     """Database, each model deployment, the bandit and the jobs. ServiceUnavailable while the
     database does not answer, and while starting: until every model deployment and the bandit

@@ -917,3 +917,74 @@ async def test_passwords_are_not_trimmed(start_app: StartApp) -> None:
         await register(c, "alice@example.com", "  padded-password  ")
         assert (await login(c, "alice@example.com", "padded-password")).status_code == 401
         assert (await login(c, "alice@example.com", "  padded-password  ")).status_code == 200
+
+
+# --- issue 14: ops endpoints, request ids, redirects ------------------------------------------
+async def test_anonymous_callers_learn_only_liveness(start_app: StartApp) -> None:
+    from tests.conftest import OPS_TOKEN
+
+    app = await start_app()
+    async with http(app) as c:
+        health = await c.get("/health")
+        assert health.status_code in (200, 503)
+        if health.status_code == 200:
+            assert health.json()["models"] == {} and health.json()["jobs"] == {}
+            assert health.json()["bandit"] is None and health.json()["version"] is None
+        else:
+            assert health.json()["detail"] in ("starting", "unavailable")
+        for path in ("/models", "/jobs"):
+            r = await c.get(path)
+            assert r.status_code == 401, (path, r.text)
+        wrong = {"X-Ops-Token": "guess"}
+        assert (await c.get("/jobs", headers=wrong)).status_code == 401
+        ops = {"X-Ops-Token": OPS_TOKEN}
+        assert (await c.get("/jobs", headers=ops)).status_code == 200
+        assert (await c.get("/models", headers={"Authorization": f"Bearer {OPS_TOKEN}"})).is_success
+        detailed = await c.get("/health", headers=ops)
+        assert detailed.status_code == health.status_code
+        if detailed.status_code == 200:
+            assert detailed.json()["version"] and detailed.json()["models"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("abcdef12-3456", True),
+        ("a" * 128, False),  # longer than our 64 accepts: replaced
+        ("x" * 5000, False),
+        ("evil\u00e9id-12345", False),
+        ("id with spaces 1234", False),
+        ("<script>alert(1)</script>", False),
+    ],
+)
+async def test_request_ids_are_validated(start_app: StartApp, sent: str, kept: bool) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        r = await c.get("/health", headers={"X-Request-ID": sent.encode("utf-8")})
+        echoed = r.headers["x-request-id"]
+        assert (echoed == sent) is kept
+        assert len(echoed) <= 128 and re.fullmatch(r"[A-Za-z0-9._-]+", echoed)
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "//evil.example"])
+async def test_redirects_never_name_the_sent_host(start_app: StartApp, host: str) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        r = await c.get("/goals/", headers={"Host": host})
+        if r.is_redirect:
+            location = r.headers["location"]
+            assert location.startswith("/") and not location.startswith("//")
+            assert "evil" not in location
+
+
+def test_the_haproxy_template_is_hardened() -> None:
+    from ray.serve._private.haproxy_templates import HAPROXY_CONFIG_TEMPLATE
+
+    from deployments.controller import hardened_template
+
+    hardened = hardened_template(HAPROXY_CONFIG_TEMPLATE)
+    assert hardened is not None, "ray's HAProxy template changed: update TEMPLATE_EDITS"
+    assert "bind 127.0.0.1:{{ config.stats_port }}" in hardened
+    assert "bind 127.0.0.1:{{ config.metrics_port }}" in hardened
+    assert "http-request set-header X-Forwarded-For %[src]" in hardened
+    assert "bind *:" not in hardened and "bind :{{" not in hardened
