@@ -960,7 +960,7 @@ async def test_anonymous_callers_learn_only_liveness(start_app: StartApp) -> Non
 async def test_request_ids_are_validated(start_app: StartApp, sent: str, kept: bool) -> None:
     app = await start_app()
     async with http(app) as c:
-        r = await c.get("/health", headers={"X-Request-ID": sent.encode("utf-8")})
+        r = await c.get("/health", headers={b"X-Request-ID": sent.encode("utf-8")})
         echoed = r.headers["x-request-id"]
         assert (echoed == sent) is kept
         assert len(echoed) <= 128 and re.fullmatch(r"[A-Za-z0-9._-]+", echoed)
