@@ -66,6 +66,10 @@ fuzz: $(DEV_STAMP) ## Long API fuzzing: FUZZ_EXAMPLES (500) per operation, bound
 	FINCOACH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FINCOACH_FUZZ_COVERAGE=1 FINCOACH_FUZZ_STATEFUL=1 \
 		$(BIN)/pytest tests/api/test_fuzz.py --timeout=3600 $(PYTEST_ARGS)
 
+attack: $(DEV_STAMP) ## Replay issue 14's attacks against a running server (ATTACK_URL, OPS_TOKEN)
+	$(BIN)/python bench/attack.py --url $(or $(ATTACK_URL),http://127.0.0.1:8000) \
+		--ops-token "$(OPS_TOKEN)"
+
 lint: $(DEV_STAMP) ## ruff (lint + format check), the layer contract and mypy
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
@@ -79,4 +83,4 @@ format: $(DEV_STAMP) ## Apply ruff formatting and fixes
 clean: ## Remove the venv, caches and the embedded database
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache fincoach.db fincoach.db-* e2e-screenshots
 
-.PHONY: help install serve test test-clock e2e fuzz lint format clean
+.PHONY: help install serve test test-clock e2e fuzz attack lint format clean
