@@ -43,9 +43,10 @@ def _not_past(target: date) -> None:
 
 async def add(ctx: Context, session: AsyncSession, user_id: int, values: dict[str, Any]) -> Goal:
     _not_past(values["target_date"])
-    await quotas.check_goal(session, ctx.settings, user_id)
-    goal = await goal_rows.create_goal(session, user_id, values)
-    await session.commit()
+    async with quotas.user_lock("goal", user_id):
+        await quotas.check_goal(session, ctx.settings, user_id)
+        goal = await goal_rows.create_goal(session, user_id, values)
+        await session.commit()
     await ctx.predictions.invalidate(user_id, ON_GOAL_CHANGE)
     return goal
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import weakref
 
 from sqlalchemy import text
@@ -24,9 +25,20 @@ async def models(ctx: Context) -> ModelsResponse:
     return ModelsResponse.model_validate({"deployments": await ctx.models.model_versions()})
 
 
+# An anonymous caller gets the status of a full check at most this old: polling /health (or a
+# flood of it) costs the deployments and the bandit one call a second per process.
+LIVENESS_TTL_S = 1.0
+_LAST: weakref.WeakKeyDictionary[ModelClients, tuple[float, HealthResponse]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def liveness(ctx: Context) -> HealthResponse:
     """What an anonymous caller learns: the same 200/503 as ``health``, with the status only
     (no component, version, job or user detail; a 503 says "starting" or "unavailable")."""
+    last = _LAST.get(ctx.models)
+    if last is not None and time.monotonic() - last[0] < LIVENESS_TTL_S:
+        return last[1]
     try:
         full = await health(ctx, "")
     except ServiceUnavailable as exc:
@@ -34,7 +46,9 @@ async def liveness(ctx: Context) -> HealthResponse:
         raise ServiceUnavailable(
             "starting" if starting else "unavailable", headers=exc.headers
         ) from None
-    return HealthResponse(status=full.status)
+    answer = HealthResponse(status=full.status)
+    _LAST[ctx.models] = (time.monotonic(), answer)
+    return answer
 
 
 async def health(ctx: Context, version: str) -> HealthResponse:

@@ -1,34 +1,48 @@
-"""CPU-heavy work (password hashing, scrubbing event batches) run in worker threads, at most
-``FINCOACH_CPU_OFFLOAD_CONCURRENCY`` at once per process, so that the event loop keeps answering
-other requests (health checks share it) while a burst of logins is hashed."""
+"""CPU-heavy work (password hashing, scrubbing event batches) run in worker threads of their
+own, ``FINCOACH_CPU_OFFLOAD_CONCURRENCY`` per process and at the lowest CPU priority, so that
+the event loop (health checks share it) and the other processes keep answering while a burst
+of logins is hashed: a burst waits in the queue instead of taking every core."""
 
 from __future__ import annotations
 
 import asyncio
-import weakref
+import logging
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TypeVar
 
 from fincoach.config import Settings
 
 T = TypeVar("T")
+logger = logging.getLogger("fincoach.offload")
+NICE = 19  # the lowest priority: any other runnable thread of the machine goes first
 
-# One semaphore per event loop: a semaphore belongs to the loop that first waits on it, and
-# tests (and the CLI) run several loops in one process.
-_LIMITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
+_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
 
 
-def _limit(settings: Settings) -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    limit = _LIMITS.get(loop)
-    if limit is None:
-        limit = _LIMITS[loop] = asyncio.Semaphore(settings.cpu_offload_concurrency)
-    return limit
+def _lowest_priority() -> None:
+    # On Linux each thread is scheduled on its own and has its own nice value.
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed: still off the loop
+        logger.debug("could not lower the offload thread's priority: %s", exc)
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    with _lock:
+        pool = _pools.get(size)
+        if pool is None:
+            pool = _pools[size] = ThreadPoolExecutor(
+                max_workers=size, thread_name_prefix="cpu-offload", initializer=_lowest_priority
+            )
+        return pool
 
 
 async def run_cpu(settings: Settings, fn: Callable[..., T], *args: object) -> T:
-    """``fn(*args)`` in a worker thread, waiting for a free slot first."""
-    async with _limit(settings):
-        return await asyncio.to_thread(fn, *args)
+    """``fn(*args)`` in an offload thread (at most the configured number at once)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_pool(settings.cpu_offload_concurrency), partial(fn, *args))

@@ -1,10 +1,15 @@
 """Per-user quotas: what one account may create (goals in all, transactions and events a day).
 A request past a quota is refused whole with a 429 that says which quota and when it frees,
 or, for goals, a 422 (deleting one frees a place). Limits come from the settings; 0 turns one
-off. Counts are read before the write, so parallel requests may pass a quota by a few."""
+off. Counts are read before the write; a user's goal and transaction writes take a per-user
+lock in each process from the check to the commit, so parallel requests pass a quota by at most
+one per ingress replica (events, written by the group commit, by at most the batches in
+flight)."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +25,18 @@ class TooManyGoals(CoachError):
     status = 422
     code = VALIDATION_ERROR
     title = "Invalid request"
+
+
+_LOCKS: weakref.WeakValueDictionary[tuple[str, int], asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def user_lock(kind: str, user_id: int) -> asyncio.Lock:
+    """The process's lock for one user's writes of ``kind`` (held from the check to the
+    commit)."""
+    lock = _LOCKS.get((kind, user_id))
+    if lock is None:
+        lock = _LOCKS[(kind, user_id)] = asyncio.Lock()
+    return lock
 
 
 def _seconds_to_midnight(now: datetime) -> int:

@@ -289,3 +289,15 @@ async def test_quotas_refuse_what_one_user_creates_past_them(quota_client) -> No
     r = await c.post("/events/batch", json=views, headers=h)  # 30+ > 25: refused whole
     assert r.status_code == 429 and "quota" in r.json()["detail"].lower()
     assert (await c.post("/events/batch", json=views, headers=other)).status_code == 202
+
+
+async def test_parallel_goals_do_not_pass_the_quota(quota_client) -> None:
+    import asyncio
+
+    c = quota_client
+    h = await register(c, f"p{uuid.uuid4().hex[:8]}@example.com")
+    target = (date.today() + timedelta(days=60)).isoformat()
+    goal = {"name": "Trip", "target_amount": 100, "target_date": target}
+    answers = await asyncio.gather(*(c.post("/goals", json=goal, headers=h) for _ in range(10)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201] * 3 + [422] * 7, codes
