@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=0)
     login_max_failures_per_client: int = Field(default=20, ge=0)
     login_failure_window_minutes: int = Field(default=15, ge=1)
+    # Logins from one address checked at once (each costs an argon2 hash); more in parallel
+    # are answered 429 at once, so that a burst from one client cannot take every core.
+    login_max_concurrent_per_client: int = Field(default=4, ge=0)
     # Failed logins are throttled per (e-mail, client address) pair: after login_max_failures
     # the pair waits 1 s, then 2, 4, ... up to this many seconds before each new try, so a
     # guesser slows down while the owner, elsewhere, still signs in.

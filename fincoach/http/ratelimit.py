@@ -13,7 +13,8 @@
   many e-mails), that address is refused for the window. Unknown e-mails are counted like known
   ones, so the answers do not reveal whether an account exists. A successful login clears its
   pair (not the address's count: otherwise one valid account would let a client guess other
-  accounts' passwords).
+  accounts' passwords). At most ``FINCOACH_LOGIN_MAX_CONCURRENT_PER_CLIENT`` logins of one
+  address are checked at once (each is an argon2 hash); more in parallel are a 429 at once.
 
 Every refusal is a 429 ``RATE_LIMITED`` problem with ``Retry-After`` (whole seconds).
 
@@ -39,7 +40,8 @@ import math
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import Request
@@ -227,6 +229,7 @@ class RateLimits:
         login_backoff_max_s: float = 900.0,
         proxy_addresses: frozenset[str] = frozenset(),
         trusted_proxies: frozenset[str] = frozenset(),
+        login_concurrency: int = 0,
         clock: Clock = time.monotonic,
     ) -> None:
         self.users = TokenBuckets(per_minute, burst, clock=clock)
@@ -239,6 +242,8 @@ class RateLimits:
         )
         self.proxy_addresses = proxy_addresses
         self.trusted_proxies = trusted_proxies
+        self.login_concurrency = login_concurrency
+        self.logins_in_flight: dict[bytes, int] = {}
         self._key = secrets.token_bytes(32)
 
     @classmethod
@@ -252,6 +257,7 @@ class RateLimits:
             login_backoff_max_s=settings.login_backoff_max_s,
             proxy_addresses=frozenset(settings.proxy_addresses),
             trusted_proxies=frozenset(settings.trusted_proxies),
+            login_concurrency=settings.login_max_concurrent_per_client,
             clock=clock,
         )
 
@@ -343,6 +349,29 @@ def check_login_allowed(request: Request, email: str) -> None:
         wait = max(wait, limits.login_clients.blocked_for(client_key))
     if wait > 0:
         raise _refuse(wait, "Too many failed logins; retry after the time in Retry-After")
+
+
+@contextmanager
+def login_slot(request: Request) -> Iterator[None]:
+    """Hold one of the client address's concurrent login slots while its password is checked;
+    none free is ``RateLimited`` at once (a proxy's address has no slots to run out of)."""
+    limits = rate_limits(request)
+    key = _client_key(limits, request)
+    if key is None or limits.login_concurrency <= 0:
+        yield
+        return
+    in_flight = limits.logins_in_flight.get(key, 0)
+    if in_flight >= limits.login_concurrency:
+        raise _refuse(1, "Too many logins at once from this address; retry in a second")
+    limits.logins_in_flight[key] = in_flight + 1
+    try:
+        yield
+    finally:
+        left = limits.logins_in_flight[key] - 1
+        if left:
+            limits.logins_in_flight[key] = left
+        else:
+            del limits.logins_in_flight[key]
 
 
 def login_failed(request: Request, email: str) -> None:

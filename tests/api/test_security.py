@@ -749,7 +749,9 @@ async def test_password_hashing_runs_off_the_event_loop_with_a_cap(
 
     from fincoach.usecases import passwords
 
-    app = await start_app(cpu_offload_concurrency=2, login_max_failures=0)
+    app = await start_app(
+        cpu_offload_concurrency=2, login_max_failures=0, login_max_concurrent_per_client=0
+    )
     real_verify = passwords.verify_password
     running, peak, lock = 0, 0, threading.Lock()
 
@@ -988,3 +990,29 @@ def test_the_haproxy_template_is_hardened() -> None:
     assert "bind 127.0.0.1:{{ config.metrics_port }}" in hardened
     assert "http-request set-header X-Forwarded-For %[src]" in hardened
     assert "bind *:" not in hardened and "bind :{{" not in hardened
+
+
+async def test_parallel_logins_from_one_address_beyond_the_slots_are_429(
+    start_app: StartApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import time
+
+    from fincoach.usecases import passwords
+
+    real_verify = passwords.verify_password
+
+    def slow_verify(password: str, hashed: str, settings: Any) -> bool:
+        time.sleep(0.1)
+        return real_verify(password, hashed, settings)
+
+    monkeypatch.setattr("fincoach.usecases.accounts.verify_password", slow_verify)
+    app = await start_app(login_max_concurrent_per_client=3, cpu_offload_concurrency=8)
+    async with http(app, "10.7.7.7") as c, http(app, "10.7.7.8") as other:
+        answers = await asyncio.gather(
+            *(login(c, f"u{i}@example.com", "wrong-password") for i in range(10))
+        )
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [401] * 3 + [429] * 7, codes
+        assert (await login(other, "x@example.com", "wrong-password")).status_code == 401
+        assert (await login(c, "y@example.com", "wrong-password")).status_code == 401  # freed

@@ -12,7 +12,13 @@ from fastapi.security import OAuth2PasswordRequestForm
 from fincoach.db.tables import User
 from fincoach.errors import InvalidCredentials
 from fincoach.http.deps import ContextDep, CurrentUser, SessionDep, SettingsDep
-from fincoach.http.ratelimit import check_login_allowed, limit_client, login_failed, login_succeeded
+from fincoach.http.ratelimit import (
+    check_login_allowed,
+    limit_client,
+    login_failed,
+    login_slot,
+    login_succeeded,
+)
 from fincoach.usecases import accounts
 from schemas.problem import AUTHENTICATED, problem_responses
 from schemas.users import (
@@ -96,7 +102,8 @@ async def _login(
     """Check the password (throttled per e-mail and client) and issue a token."""
     email = normalize_email(email)
     check_login_allowed(request, email)
-    user = await accounts.authenticate(session, settings, email, password)
+    with login_slot(request):
+        user = await accounts.authenticate(session, settings, email, password)
     if user is None:
         login_failed(request, email)
         raise InvalidCredentials("Invalid email or password")
