@@ -467,7 +467,9 @@ async def main() -> int:
     parser.add_argument("--ops-token", default="")
     parser.add_argument("--stats-port", type=int, default=8404)
     parser.add_argument("--metrics-port", type=int, default=9101)
+    parser.add_argument("--only", default="", help="comma-separated step numbers (1-10)")
     args = parser.parse_args()
+    only = {int(n) for n in args.only.split(",") if n.strip()}
     t = Target(args.url, args.ops_token)
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("1. forged token", lambda: forged_token(t)),
@@ -483,6 +485,8 @@ async def main() -> int:
     ]
     ports = (args.stats_port, args.metrics_port)
     for name, step in steps:
+        if only and int(name.split(".")[0]) not in only:
+            continue
         try:
             await step()
         except Exception as exc:  # noqa: BLE001 - a broken step is a failed row, not a crash

@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     # CPU-heavy work (argon2, scrubbing event batches) runs in threads, this many at once per
     # process: a burst of logins queues there instead of holding the event loop (and each
     # argon2 hash holds password_hash_memory_kib while it runs).
-    cpu_offload_concurrency: int = Field(default=2, ge=1, le=64)
+    cpu_offload_concurrency: int = Field(default=1, ge=1, le=64)
 
     # Browser origins allowed to call the API. Unset: the original FinCoach web client's
     # development servers in development, none otherwise (production sets its own).
