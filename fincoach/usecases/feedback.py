@@ -65,7 +65,7 @@ async def give(
     recommendation is answered with the stored one and teaches nothing twice."""
     rec_id = issued_id(str(body.recommendation_id))
     if rec_id is None:
-        return await _legacy(ctx, user_id, body, session_id)
+        return await _legacy(ctx, session, user_id, body, session_id)
     rec = await q.get_recommendation(session, user_id, rec_id)
     if rec is None:
         raise NotFound(f"Recommendation {body.recommendation_id} not found")
@@ -103,7 +103,11 @@ async def give(
 
 
 async def _legacy(
-    ctx: Context, user_id: int, body: FeedbackRequest, session_id: str | None
+    ctx: Context,
+    session: AsyncSession,
+    user_id: int,
+    body: FeedbackRequest,
+    session_id: str | None,
 ) -> FeedbackResponse:
     await events.record_interaction(
         ctx,
@@ -116,6 +120,7 @@ async def _legacy(
             "feedback_text": body.feedback_text,
         },
         session_id,
+        session,
     )
     return FeedbackResponse(
         message=SUBMITTED,
