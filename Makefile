@@ -73,6 +73,10 @@ bench-request-path: $(DEV_STAMP) ## Request path, Serve vs the uvicorn peer unde
 bench-autoscaling: $(DEV_STAMP) ## A model deployment driven past its autoscaling target and back (BENCH_ARGS)
 	$(BIN)/python bench/autoscaling.py $(BENCH_ARGS)
 
+attack: $(DEV_STAMP) ## Replay issue 14's attacks against a running server (ATTACK_URL, OPS_TOKEN)
+	$(BIN)/python bench/attack.py --url $(or $(ATTACK_URL),http://127.0.0.1:8000) \
+		--ops-token "$(OPS_TOKEN)"
+
 lint: $(DEV_STAMP) ## ruff (lint + format check), the layer contract and mypy
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
@@ -86,4 +90,4 @@ format: $(DEV_STAMP) ## Apply ruff formatting and fixes
 clean: ## Remove the venv, caches and the embedded database
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache fincoach.db fincoach.db-* e2e-screenshots
 
-.PHONY: help install serve test test-clock e2e fuzz bench-request-path bench-autoscaling lint format clean
+.PHONY: help install serve test test-clock e2e fuzz bench-request-path bench-autoscaling attack lint format clean

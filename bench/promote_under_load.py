@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -78,7 +79,9 @@ async def main(opts: argparse.Namespace) -> int:
             return log
 
         results = await asyncio.gather(operator(), *(worker(w) for w in range(opts.concurrency)))
-        models = (await client.get("/models")).json()
+        # /models answers only the operations token (FINCOACH_OPS_TOKEN of the server).
+        ops = {"X-Ops-Token": os.environ.get("FINCOACH_OPS_TOKEN", "")}
+        models = (await client.get("/models", headers=ops)).json()
     log: list[str] = results[0] or []
     print("\n".join(log))
     total = sum(statuses.values())

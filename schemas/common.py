@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -105,10 +105,33 @@ def _iso_datetime(value: Any) -> Any:
     raise ValueError("expected an ISO 8601 date-time with a timezone")
 
 
+# The dates any body or filter may name. Outside, a date is a typo or a probe (year 1 with a
+# +14:00 offset overflows when converted to UTC, a 500 once), and it is a 422.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
+def _sane_date(value: date) -> date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"the year must lie between {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
+def _sane_datetime(value: datetime) -> datetime:
+    try:
+        in_utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    except (OverflowError, ValueError) as exc:
+        raise ValueError("the date-time cannot be converted to UTC") from exc
+    _sane_date(value.date())
+    _sane_date(in_utc.date())
+    return value
+
+
 # Dates and datetimes in bodies as the document says (format date / date-time): pydantic alone
 # would also take numbers (Unix seconds) and, for a date, a whole date-time.
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date), AfterValidator(_sane_date)]
+IsoDatetime = Annotated[
+    AwareDatetime, BeforeValidator(_iso_datetime), AfterValidator(_sane_datetime)
+]
 
 
 def _iso_date_or_datetime(value: Any) -> Any:
@@ -121,7 +144,9 @@ def _iso_date_or_datetime(value: Any) -> Any:
 
 _ISO_DATE_OR_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}.*)?$")
 # A date-time in a query string: ISO 8601, or a date alone (midnight); not a number.
-QueryDatetime = Annotated[datetime, BeforeValidator(_iso_date_or_datetime)]
+QueryDatetime = Annotated[
+    datetime, BeforeValidator(_iso_date_or_datetime), AfterValidator(_sane_datetime)
+]
 
 
 def _present(value: Any) -> Any:

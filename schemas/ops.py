@@ -50,12 +50,19 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         description='"degraded" when a model or the bandit is unavailable (fallbacks answer)'
     )
-    database: Literal["ok"] = Field(description="Always ok: a down database is a 503 instead")
-    models: dict[str, ComponentStatus] = Field(
-        description="By deployment name: ok when every one of its models has a version loaded"
+    database: Literal["ok"] = Field(
+        default="ok", description="Always ok: a down database is a 503 instead"
     )
-    bandit: ComponentStatus = Field(description="Whether the bandit statistics answer")
-    version: str = Field(description="API version")
+    models: dict[str, ComponentStatus] = Field(
+        default_factory=dict,
+        description="By deployment name: ok when every one of its models has a version loaded "
+        "(with the operations token only)",
+    )
+    bandit: ComponentStatus | None = Field(
+        default=None,
+        description="Whether the bandit statistics answer (with the operations token only)",
+    )
+    version: str | None = Field(default=None, description="API version (operations token)")
     jobs: dict[str, JobBrief] = Field(
         default_factory=dict, description="Background jobs by name: last result, next run"
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
 from schemas.common import (
     IsoDate,
@@ -17,13 +18,38 @@ from schemas.common import (
     SignedAmount,
 )
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(?:\.[^@\s.]+)+$")
+
+
+def normalize_email(value: str) -> str:
+    """The form an e-mail address is stored, looked up and throttled under: NFKC (full-width
+    letters, composed accents), invisible characters (zero-width, format controls) removed,
+    surrounding spaces stripped, case folded. Look-alikes of one address become that address."""
+    value = unicodedata.normalize("NFKC", value)
+    value = "".join(ch for ch in value if unicodedata.category(ch) not in ("Cf", "Cc"))
+    return unicodedata.normalize("NFKC", value.strip().casefold())
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0] if name else "?"
+
+
+def _mixes_scripts(part: str) -> bool:
+    """Whether letters of more than one script share a label ("pаypal" with a Cyrillic "а"):
+    such a label is a look-alike of another address, never a real one."""
+    scripts = {_script(ch) for ch in part if ch.isalpha()}
+    return len(scripts) > 1
 
 
 def _email(value: str) -> str:
+    value = normalize_email(value)
     if not _EMAIL.match(value):
         raise ValueError("not a valid e-mail address")
-    return value.lower()
+    local, domain = value.split("@", 1)
+    if any(_mixes_scripts(part) for part in (local, *domain.split("."))):
+        raise ValueError("not a valid e-mail address: it mixes alphabets (a look-alike)")
+    return value
 
 
 Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
@@ -39,14 +65,16 @@ class RegisterRequest(RequestModel):
     web client also sends ``confirmPassword``: when present it must equal ``password``."""
 
     email: Email
-    password: str = Field(min_length=8, max_length=128)
+    password: Annotated[
+        str, StringConstraints(strip_whitespace=False, min_length=8, max_length=128)
+    ]
     first_name: Name = ""
     last_name: Name = ""
     date_of_birth: IsoDate | None = None
     full_name: str | None = Field(default=None, max_length=200)
-    confirmPassword: str | None = Field(  # noqa: N815 - the web client's own field name
-        default=None, max_length=128, description="If sent, must equal password"
-    )
+    confirmPassword: (  # noqa: N815 - the web client's own field name
+        Annotated[str, StringConstraints(strip_whitespace=False, max_length=128)] | None
+    ) = Field(default=None, description="If sent, must equal password")
 
     @model_validator(mode="after")
     def _confirmed(self) -> Self:
@@ -66,7 +94,9 @@ class LoginRequest(RequestModel):
     """The original FinCoach JSON login."""
 
     email: Email
-    password: str = Field(min_length=1, max_length=128)
+    password: Annotated[
+        str, StringConstraints(strip_whitespace=False, min_length=1, max_length=128)
+    ]
 
 
 class UserResponse(ResponseModel):

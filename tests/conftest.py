@@ -33,12 +33,16 @@ PG_SKIP_REASON = (
 )
 
 
+OPS_TOKEN = "test-ops-token-" + "o" * 24
+
+
 def test_settings(database_url: str, **overrides: object) -> Settings:
     """Settings for tests: the given database, cheap password hashing, a fixed secret."""
     values: dict[str, object] = {
         "env": "test",
         "database_url": database_url,
         "jwt_secret": "test-secret-" + "x" * 40,
+        "ops_token": OPS_TOKEN,
         "password_hash_time_cost": 1,
         "password_hash_memory_kib": 1024,
         "max_body_bytes": 64 * 1024,
@@ -139,6 +143,14 @@ async def migrated_database(
 BACKENDS = ["sqlite", "postgresql"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_secret_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Settings made without a secret (the CLI's) generate theirs here, not in ~/.config."""
+    if "FINCOACH_JWT_SECRET_FILE" not in os.environ:
+        path = tmp_path_factory.mktemp("config") / "jwt_secret"
+        os.environ["FINCOACH_JWT_SECRET_FILE"] = str(path)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -195,7 +207,13 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client of ``app`` over ASGI, inside the app's lifespan (startup before, shutdown after)."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        # The operations token, so that /health, /models and /jobs give their details (an
+        # anonymous caller learns liveness only: tests/api/test_security.py).
+        token = app.state.settings.ops_token.get_secret_value()
+        headers = {"X-Ops-Token": token} if token else {}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as c:
             yield c
 
 

@@ -61,13 +61,24 @@ def serve_env(state: Path) -> dict[str, str]:
                 "RAY_SERVE_HAPROXY_SOCKET_PATH": str(haproxy / "admin.sock"),
                 "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(haproxy),
                 "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(haproxy / "server-state"),
-                # HAProxy routes straight to the ingress replicas: no Python proxy beside it.
+                # HAProxy routes straight to the ingress replicas: no Python proxy beside it;
+                # its stats and metrics listen on 127.0.0.1 and it replaces X-Forwarded-For
+                # (deployments/controller.py).
                 "RAY_SERVE_CONTROLLER_CALLBACK_IMPORT_PATH": os.environ.get(
                     "RAY_SERVE_CONTROLLER_CALLBACK_IMPORT_PATH",
-                    "deployments.controller:no_fallback_proxy",
+                    "deployments.controller:controller_hooks",
                 ),
             }
         )
+        if env["RAY_SERVE_CONTROLLER_CALLBACK_IMPORT_PATH"].endswith(":controller_hooks"):
+            # HAProxy (on this machine) says who the client is: the app believes it from
+            # there only, and uvicorn in the replicas rewrites nothing itself.
+            env["FINCOACH_TRUSTED_PROXIES"] = os.environ.get(
+                "FINCOACH_TRUSTED_PROXIES", "127.0.0.1,::1"
+            )
+    # Uvicorn in each replica would otherwise believe X-Forwarded-For from 127.0.0.1 itself;
+    # the app decides (FINCOACH_TRUSTED_PROXIES).
+    env["FORWARDED_ALLOW_IPS"] = os.environ.get("FORWARDED_ALLOW_IPS", "")
     # One machine: HAProxy drops a stopping replica within a second, not Serve's 30 s default
     # meant for cloud load balancers; this bounds the stop.
     env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = os.environ.get(

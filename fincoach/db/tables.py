@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -263,6 +264,9 @@ class RecommendationFeedback(TimestampMixin, Base):
     helpful: Mapped[bool] = mapped_column(Boolean)
     reward: Mapped[float] = mapped_column(Float)
     feedback_text: Mapped[str | None] = mapped_column(Text)
+    # Whether this feedback teaches the shared bandit: one user's feedbacks count only up to a
+    # daily cap per segment (usecases/quotas.py); the rebuild counts these only.
+    teaches: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class BehavioralEvent(TimestampMixin, Base):
@@ -351,6 +355,22 @@ class UserSegment(Base):
     updated_at: Mapped[datetime] = mapped_column(
         default=utcnow, onupdate=utcnow, server_default=func.now()
     )
+
+
+class SegmentPeerSnapshot(Base):
+    """Per segment, the aggregates peer comparisons answer from: computed by the segments job,
+    republished only when at least the minimum group of members changed (so the difference of
+    two published snapshots never isolates one user), rounded, with a coarse member count."""
+
+    __tablename__ = "segment_peer_snapshot"
+
+    segment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    member_count: Mapped[int] = mapped_column(Integer)
+    # The members' ids when published (never answered): what "changed since" is measured by.
+    members: Mapped[dict[str, Any]]
+    # Rounded feature averages, balance average and balance deciles.
+    stats: Mapped[dict[str, Any]]
+    refreshed_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
 class PredictionCache(Base):

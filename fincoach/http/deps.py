@@ -3,6 +3,7 @@ authenticated user."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -69,6 +70,24 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ContextDep = Annotated[Context, Depends(get_context)]
 NoCache = Annotated[bool, Depends(no_cache_requested)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def is_ops(request: Request) -> bool:
+    """Whether the caller sent the operations token (FINCOACH_OPS_TOKEN), if one is set."""
+    expected = request.app.state.settings.ops_token.get_secret_value()
+    if not expected:
+        return False
+    sent = request.headers.get("x-ops-token", "")
+    if not sent:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        sent = value.strip() if scheme.lower() == "bearer" else ""
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
+async def require_ops(request: Request) -> None:
+    """Dependency of operations endpoints: the operations token, else 401."""
+    if not is_ops(request):
+        raise NotAuthenticated("This endpoint needs the operations token (X-Ops-Token)")
 
 
 async def get_current_user(

@@ -17,6 +17,7 @@ browser cache. These pages show no user data.
 from __future__ import annotations
 
 import inspect
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import FastAPI, Request
 from starlette.datastructures import MutableHeaders
@@ -61,6 +62,18 @@ def _apply(headers: MutableHeaders, path: str, *, hsts: bool) -> None:
     for name, value in security_headers(path, hsts=hsts).items():
         if name not in headers:
             headers[name] = value
+    _relative_location(headers)
+
+
+def _relative_location(headers: MutableHeaders) -> None:
+    """A redirect to this app (Starlette's trailing-slash one) built from the request's Host
+    header, which the client chose, keeps only its path and query: the browser resolves it
+    against the address it really asked, never an attacker's host."""
+    location = headers.get("location")
+    if location and (urlsplit(location).netloc or location.startswith(("//", "/\\"))):
+        parts = urlsplit(location)
+        path = "/" + parts.path.lstrip("/\\")  # never "//host": that names a host again
+        headers["location"] = urlunsplit(("", "", path, parts.query, ""))
 
 
 class SecurityHeadersMiddleware:

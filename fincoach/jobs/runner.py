@@ -29,7 +29,18 @@ async def refresh_active_segments(ctx: Context) -> dict[str, Any]:
     """Recompute and store the segment of every user active in the last 30 days."""
     users = await recently_active(ctx.sessions, timedelta(days=30))
     done = await segments.refresh_many(ctx, users)
-    return {"active_users": len(users), "assigned": done["assigned"], "failed": done["failed"]}
+    peers = await segments.publish_peer_snapshot(ctx)
+    return {
+        "active_users": len(users),
+        "assigned": done["assigned"],
+        "failed": done["failed"],
+        "peer_segments_published": peers["published"],
+    }
+
+
+async def publish_peers(ctx: Context) -> dict[str, Any]:
+    """Publish the peer snapshot of every segment whose membership changed enough."""
+    return await segments.publish_peer_snapshot(ctx)
 
 
 async def cleanup_cache(ctx: Context) -> dict[str, Any]:
@@ -76,6 +87,7 @@ JOBS: dict[str, Job] = {
     for job in (
         Job("segments", DAY, refresh_active_segments, "daily segment recalculation"),
         Job("evaluation", 7 * DAY, evaluation.evaluate, "weekly model evaluation"),
+        Job("peer_snapshot", HOUR, publish_peers, "hourly peer statistics snapshot", 120.0),
         Job("cache_cleanup", HOUR, cleanup_cache, "hourly cleanup of expired cache rows", 60.0),
         Job(
             "cache_warm",

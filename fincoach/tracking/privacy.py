@@ -19,13 +19,19 @@ is lowercased. A key is sensitive when
 A key that itself looks like personal data (an e-mail address, a card number used as a key)
 is dropped too; in the report it appears as its kind, e.g. ``prefs.[email]``.
 
-Values are masked only inside strings, in this order (earlier patterns protect their digits from
-later ones): e-mail, IBAN (mod-97 checked), card number (13-19 digits, Luhn checked, first digit
-2-9 so that millisecond epoch timestamps are left alone; printed groups must follow a card
-layout, so two dates in a row are not a card), IPv6, IPv4, phone (``+`` and 8-15 digits, or the
-North American ``(555) 123-4567`` / ``555-123-4567`` / ``555.123.4567`` forms). Bare digit runs
-without a ``+`` or separators are never phone numbers: they are as likely ids. UUIDs are never
-masked.
+Values are masked inside strings, in this order (earlier patterns protect their digits from
+later ones): e-mail (internationalised letters, full-width "@"), IBAN (any case, known country,
+mod-97 checked), US SSN (3-2-4), card number (13-19 digits, Luhn checked, first digit 2-9 so that
+millisecond epoch timestamps are left alone; groups separated by spaces, non-breaking spaces,
+dashes, dots or slashes must follow a card layout, so two dates in a row are not a card), IPv6,
+IPv4, phone (``+`` and 8-15 digits, the North American ``(555) 123-4567`` / ``555-123-4567`` /
+``555.123.4567`` forms, UK national ``020 7946 0958`` / ``07700 900123``). Bare digit runs
+without a ``+`` or separators are never phone numbers (they are as likely ids), except a UK
+mobile ``07...``. UUIDs are never masked. A card sent as a JSON number is masked too, and a
+person's name (two to four capitalised words) under a bare ``name`` key.
+
+Every pattern runs in linear time and a string over MAX_SCAN_CHARS is replaced whole, so the
+work per event is bounded (bench/scrub_bench.py measures the worst inputs we know).
 """
 
 from __future__ import annotations
@@ -39,8 +45,8 @@ from typing import Any, Final
 _TOKEN_TERMS: Final = frozenset(
     {
         # credentials
-        "pwd", "pin", "auth", "oauth", "bearer", "jwt", "jwts", "apikey", "apikeys",
-        "privatekey", "otp",
+        "pw", "pwd", "pass", "passwd", "passcode", "pword", "pin", "auth", "oauth", "bearer",
+        "jwt", "jwts", "apikey", "apikeys", "privatekey", "otp",
         # contact
         "mail", "mails", "phone", "phones", "tel", "msisdn",
         # card
@@ -49,7 +55,11 @@ _TOKEN_TERMS: Final = frozenset(
         "iban", "ibans", "bic", "swift", "accountnumber", "accountno", "accountnum", "acctno",
         "acctnumber", "routingnumber", "routingno", "sortcode",
         # identity
-        "ssn", "nationalid", "taxid", "firstname", "lastname", "fullname", "surname",
+        "ssn", "ssns", "nino", "nationalid", "taxid", "firstname", "lastname",
+        "fullname", "surname", "givenname", "familyname", "middlename", "maidenname",
+        "holder", "holders", "holdername", "accountholder", "accountname", "payeename",
+        "beneficiary", "beneficiaryname", "customername", "username", "realname",
+        "legalname",
         # location
         "addr", "street", "postcode", "postcodes", "postalcode", "zip", "zipcode",
         # network
@@ -62,8 +72,8 @@ _TOKEN_TERMS: Final = frozenset(
 _SUBSTRING_TERMS: Final = (
     "password", "passwd", "passphrase", "secret", "token", "authorization", "cookie",
     "credential", "email", "telephone", "phonenumber", "msisdn", "creditcard", "debitcard",
-    "cardnumber", "cardholder", "iban", "accountnumber", "routingnumber", "socialsecurity",
-    "nationalinsurance", "passport", "address", "dateofbirth",
+    "cardnumber", "cardholder", "accountholder", "iban", "accountnumber", "routingnumber",
+    "socialsecurity", "nationalinsurance", "passport", "address", "dateofbirth",
 )  # fmt: skip
 # Words that are sensitive alone or next to a qualifier, innocent in other compounds.
 _QUALIFIED_TERMS: Final[dict[str, frozenset[str]]] = {
@@ -113,21 +123,45 @@ def is_sensitive_key(key: str) -> bool:
 
 # ---- value masks -------------------------------------------------------------------------
 
+# Every value pattern runs in time linear in the text: runs are matched possessively (``++``,
+# ``*+``) or atomically so that a failed candidate is never retried shorter, and lookbehinds
+# keep a pattern from starting again inside a run it already rejected. A string longer than
+# MAX_SCAN_CHARS is not scanned at all: it is replaced whole (events cap event_data at 8 KB, so
+# only other callers can meet it).
+MAX_SCAN_CHARS: Final = 16_384
+# Full-width and small commercial at signs, and dots some keyboards type in place of ".".
+_AT = "@\uff20\ufe6b"
+_DOT = ".\uff0e\u3002\uff61"
+# Local part and domain labels take any letter or digit (internationalised addresses); the
+# top-level domain is letters only, so "v1.2@3.4" is not an address.
 _EMAIL = re.compile(
-    r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}"
-    r"(?![\w-])"
+    rf"(?<![\w.%+\-{_DOT}])[\w%+\-]++(?:[{_DOT}][\w%+\-]++)*+[{_AT}]"
+    rf"(?:[^\W_][\w\-]*+[{_DOT}](?=[^\W_]))++[^\W\d_]{{2,}}+(?![\w\-])"
 )
-# Either compact (11-30 BBAN characters) or printed in groups of four. Uppercase only: a
-# case-insensitive pattern would put ordinary words in front of the mod-97 check.
+# Either compact (11-30 BBAN characters) or printed in groups of four, any case; the mod-97
+# check (1 in 97 random strings pass) and a known country code keep ordinary words out.
 _IBAN = re.compile(
-    r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}"
-    r"(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)"
+    r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}"
+    r"(?:[A-Za-z0-9]{11,30}+|(?: [A-Za-z0-9]{4}){2,7}+(?: [A-Za-z0-9]{1,4})?+)"
     r"(?![A-Za-z0-9])"
 )
-# A maximal run of digit groups separated by single spaces or dashes, not part of a word or a
-# decimal; the cards inside it are found by _replace_cards.
-_DIGIT_RUN = re.compile(r"(?<![\w.])\d+(?:[ -]\d+)*(?!\w)(?![-.]\d)")
-_RUN_SEPARATOR = re.compile(r"([ -])")
+_IBAN_COUNTRIES: Final = frozenset(
+    "AD AE AL AT AZ BA BE BG BH BI BR BY CH CR CY CZ DE DJ DK DO EE EG ES FI FK FO FR GB GE GI "
+    "GL GR GT HR HU IE IL IQ IS IT JO KW KZ LB LC LI LT LU LV LY MC MD ME MK MN MR MT MU NI NL "
+    "NO OM PK PL PS PT QA RO RS RU SA SC SD SE SI SK SM SO ST SV TL TN TR UA VA VG XK YE".split()
+)
+# US social security numbers, printed 3-2-4 (area 000, 666 and 9xx are never issued).
+_SSN = re.compile(
+    r"(?<![\w\-.])(?!000|666|9)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w\-])(?!\.\d)"
+)
+# A maximal run of digit groups separated by one space (ordinary or non-breaking), dash, dot or
+# slash, not part of a word; the cards inside it are found by _replace_cards. It starts only
+# where no run continues from the left, so a rejected run costs its length once.
+_RUN_SEPARATORS = " \u00a0\u202f\u2007./\\-"
+_DIGIT_RUN = re.compile(
+    rf"(?<!\w)(?<!\d[{_RUN_SEPARATORS}])\d++(?:[{_RUN_SEPARATORS}]\d++)*+(?!\w)"
+)
+_RUN_SEPARATOR = re.compile(rf"([{_RUN_SEPARATORS}])")
 # Printed card layouts besides groups of four (the last may be shorter): Amex 4-6-5, Diners 4-6-4.
 _CARD_LAYOUTS: Final = ((4, 6, 5), (4, 6, 4))
 # UUIDs are ids, never personal data; they are left out of every mask.
@@ -141,23 +175,40 @@ _IPV4 = re.compile(
 )
 # Atomic, so that an invalid candidate is not retried as a shorter (valid) prefix.
 _IPV6_CANDIDATE = re.compile(
-    r"(?<![\w:.])(?>[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[\d.]+)?(?:%[\w.]+)?)"
+    r"(?<![\w:.])(?>[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[\d.]{1,15})?(?:%[\w.]{1,32})?)"
     r"(?![\w:])"
 )
 _PHONE = re.compile(
-    r"(?<![\w+])\+\d(?:[ -]?\(?\d\)?){7,14}(?!\w)(?![-.]\d)"  # international, 8-15 digits
+    r"(?<![\w+])\+\d(?:[ -]?\(?\d\)?){7,14}+(?!\w)(?![-.]\d)"  # international, 8-15 digits
     r"|(?<![\w(])(?:\(\d{3}\) ?|\d{3}([-. ]))\d{3}(?(1)\1|[-. ])\d{4}(?!\w)(?![-.]\d)"
+    # UK national numbers: 0 then 9-10 digits, as 0xx(x)(x) xxx(x) xxx(x) or (0xx) xxxx xxxx;
+    # a leading 00 is a padded id, not a phone number.
+    r"|(?<![\w(+])(?:\(0[1-9]\d{1,3}\)|0[1-9]\d{1,3})[ -]?\d{3,4}(?:[ -]?\d{3,4})?"
+    r"(?!\w)(?![-.]\d)"
 )
+# A person's name as the value of a bare ``name`` key: two to four words of letters, each
+# capitalised ("Jane Doe", "José María López"); "Emergency fund" and "trip" are kept.
+_NAME_WORDS = re.compile(r"[^\W\d_]++(?:['’\-][^\W\d_]++)*+")
+_NAME_KEYS: Final = frozenset({"name", "names", "displayname", "nickname"})
+
+
+def _looks_like_a_person(value: str) -> bool:
+    words = value.split()
+    return (
+        2 <= len(words) <= 4
+        and len(value) <= 100
+        and all(_NAME_WORDS.fullmatch(w) and w[0].isupper() for w in words)
+    )
+
+
 _DIGIT = re.compile(r"\d")
 
 
+_DOUBLED: Final = str.maketrans("0123456789", "0246813579")  # digit * 2, digits summed
+
+
 def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
+    total = sum(map(int, digits[-1::-2])) + sum(map(int, digits[-2::-2].translate(_DOUBLED)))
     return total % 10 == 0
 
 
@@ -180,13 +231,14 @@ def _replace_cards(run: str) -> str | None:
     found = False
     i = 0
     while i < len(groups):
-        end, n_digits = i, 0
-        while end < len(groups) and n_digits + len(groups[end]) <= 19:
-            n_digits += len(groups[end])
-            end += 1
         # Every layout starts with a group of four, or is one group of 13-19 digits.
-        starts = len(groups[i]) == 4 or 13 <= len(groups[i]) <= 19
-        for j in range(end if starts else i, i, -1):  # groups[i:j]
+        end = i
+        if len(groups[i]) == 4 or 13 <= len(groups[i]) <= 19:
+            n_digits = 0
+            while end < len(groups) and n_digits + len(groups[end]) <= 19:
+                n_digits += len(groups[end])
+                end += 1
+        for j in range(end, i, -1):  # groups[i:j]
             if _is_card(groups[i:j]):
                 out.append("[card]")
                 if j < len(groups):
@@ -203,6 +255,8 @@ def _replace_cards(run: str) -> str | None:
 
 def _replace_iban(candidate: str) -> str | None:
     """The longest prefix of ``candidate`` (whole groups) that passes mod-97, masked."""
+    if candidate[:2].upper() not in _IBAN_COUNTRIES:
+        return None
     groups = candidate.split(" ")
     for n in range(len(groups), 0, -1):
         iban = "".join(groups[:n])
@@ -228,8 +282,16 @@ def _replace_ipv6(candidate: str) -> str | None:
 
 
 def _replace_phone(candidate: str) -> str | None:
-    if candidate.startswith("+") and not 8 <= len(_DIGIT.findall(candidate)) <= 15:
-        return None
+    digits = len(_DIGIT.findall(candidate))
+    if candidate.startswith("+"):
+        return "[phone]" if 8 <= digits <= 15 else None
+    if candidate.startswith(("0", "(0")):
+        # UK national: 10 or 11 digits; without separators only a mobile (07...), since other
+        # bare digit runs are as likely ids.
+        if not 10 <= digits <= 11:
+            return None
+        if candidate.isdigit() and not candidate.startswith("07"):
+            return None
     return "[phone]"
 
 
@@ -242,6 +304,7 @@ def _always(kind: str) -> Callable[[str], str | None]:
 _MASKS: Final[tuple[tuple[str, re.Pattern[str], Callable[[str], str | None]], ...]] = (
     ("email", _EMAIL, _always("email")),
     ("iban", _IBAN, _replace_iban),
+    ("ssn", _SSN, _always("ssn")),
     ("card", _DIGIT_RUN, _replace_cards),
     ("ip", _IPV6_CANDIDATE, _replace_ipv6),
     ("ip", _IPV4, _always("ip")),
@@ -265,7 +328,12 @@ def _mask_segment(text: str, kinds: list[str]) -> str:
 
 
 def mask_text(text: str) -> tuple[str, list[str]]:
-    """``text`` with personal data replaced by ``[kind]``, and the kinds found (each once)."""
+    """``text`` with personal data replaced by ``[kind]``, and the kinds found (each once).
+
+    A text longer than MAX_SCAN_CHARS is replaced whole by ``[too_long]``: the work per string
+    stays bounded and nothing unscanned is kept."""
+    if len(text) > MAX_SCAN_CHARS:
+        return "[too_long]", ["too_long"]
     kinds: list[str] = []
     parts: list[str] = []
     start = 0
@@ -289,6 +357,13 @@ def _scrub_value(value: Any, path: str, report: list[str]) -> Any:
         masked, kinds = mask_text(value)
         report.extend(f"masked:{kind}:{path or '$'}" for kind in kinds)
         return masked
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        # A card number sent as a JSON number.
+        digits = str(value)
+        if 13 <= len(digits) <= 19 and _is_card([digits]):
+            report.append(f"masked:card:{path or '$'}")
+            return "[card]"
+        return value
     if isinstance(value, Mapping):
         return _scrub_mapping(value, path, report)
     if isinstance(value, list | tuple):
@@ -308,7 +383,13 @@ def _scrub_mapping(data: Mapping[Any, Any], path: str, report: list[str]) -> dic
         if is_sensitive_key(name):
             report.append(f"dropped:{_child_path(path, name)}")
             continue
-        out[key] = _scrub_value(value, _child_path(path, name), report)
+        child = _child_path(path, name)
+        if isinstance(value, str) and "".join(_tokens(name)) in _NAME_KEYS:
+            if _looks_like_a_person(value):
+                report.append(f"masked:name:{child}")
+                out[key] = "[name]"
+                continue
+        out[key] = _scrub_value(value, child, report)
     return out
 
 

@@ -15,6 +15,7 @@ from fincoach.db.tables import User, UserProfile
 from fincoach.features.vocab import PREDICTION_TYPES
 from fincoach.usecases.active_users import ActiveUsers
 from fincoach.usecases.context import Context
+from fincoach.usecases.offload import run_cpu
 from fincoach.usecases.passwords import (
     TokenClaims,
     create_access_token,
@@ -45,7 +46,7 @@ async def register(
     user = await q.create_user(
         session,
         email=email,
-        hashed_password=hash_password(password, settings),
+        hashed_password=await run_cpu(settings, hash_password, password, settings),
         names=names,
         date_of_birth=date_of_birth,
         opening_balance=OPENING_BALANCE,
@@ -61,10 +62,16 @@ async def authenticate(
     same hashing time as a wrong password, so answers do not tell which accounts exist."""
     # No account's e-mail holds NUL (and PostgreSQL cannot even compare one): unknown.
     user = None if "\x00" in email else await q.get_user_by_email(session, email)
-    hashed = user.hashed_password if user is not None else dummy_hash(settings)
-    if not verify_password(password, hashed, settings) or user is None or not user.is_active:
+    stored = user.hashed_password if user is not None else None
+    ok = await run_cpu(settings, _verify, password, stored, settings)
+    if not ok or user is None or not user.is_active:
         return None
     return user
+
+
+def _verify(password: str, stored: str | None, settings: Settings) -> bool:
+    # The dummy hash is made on first use, which costs a hash too: in the thread as well.
+    return verify_password(password, stored or dummy_hash(settings), settings)
 
 
 @dataclass(frozen=True)

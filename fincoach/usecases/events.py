@@ -22,7 +22,9 @@ from fincoach.tracking.analysis import (
     engagement_score_100,
 )
 from fincoach.tracking.privacy import scrub
+from fincoach.usecases import quotas
 from fincoach.usecases.context import Context
+from fincoach.usecases.offload import run_cpu
 from fincoach.usecases.segments import behavior_dict
 from schemas.behavior import BehavioralInsightsResponse, EventSummaryResponse
 from schemas.events import EventRequest
@@ -62,12 +64,45 @@ def event_row(
     return client_id, row
 
 
+def _event_rows(
+    user_id: int, events: Sequence[EventRequest], session_id: str | None
+) -> list[tuple[str, dict[str, Any]]]:
+    return [event_row(user_id, e, session_id) for e in events]
+
+
+async def _check_quota(
+    ctx: Context, session: AsyncSession | None, user_id: int, adding: int
+) -> None:
+    """The user's event quota, read on the request's session when there is one: a second
+    connection per request could exhaust the pool under a burst (each request waiting for
+    one while holding one). A transaction the check opens is ended at once, so that no
+    connection is held while the batch commits."""
+    if session is None:
+        async with ctx.sessions() as own:
+            await quotas.check_events(own, ctx.settings, user_id, adding)
+        return
+    opened = not session.in_transaction()
+    try:
+        await quotas.check_events(session, ctx.settings, user_id, adding)
+    finally:
+        if opened:
+            await session.rollback()
+
+
 async def record(
-    ctx: Context, user_id: int, events: Sequence[EventRequest], session_id: str | None
+    ctx: Context,
+    user_id: int,
+    events: Sequence[EventRequest],
+    session_id: str | None,
+    session: AsyncSession | None = None,
 ) -> list[tuple[str, bool]]:
     """Write the events (all or none) and wait for their commit: (client id, stored?) for each,
-    stored False for an id this user sent before."""
-    pairs = [event_row(user_id, e, session_id) for e in events]
+    stored False for an id this user sent before. ``session``: the request's, for the quota
+    check."""
+    await _check_quota(ctx, session, user_id, len(events))
+    # Scrubbing is linear but not free (up to 8 KB per event, 500 events a batch): off the
+    # event loop, with the other CPU-heavy work.
+    pairs = await run_cpu(ctx.settings, _event_rows, user_id, events, session_id)
     stored = await ctx.events.submit([row for _, row in pairs])
     return [(client_id, s) for (client_id, _), s in zip(pairs, stored, strict=True)]
 
@@ -78,11 +113,12 @@ async def record_interaction(
     event_type: str,
     data: dict[str, Any],
     session_id: str | None,
+    session: AsyncSession | None = None,
 ) -> None:
     """An interaction the original API tracks (a transaction viewed, a recommendation's legacy
     feedback) as a behavioral event, committed before the answer."""
     event = EventRequest.model_validate({"event_type": event_type, "event_data": data})
-    await record(ctx, user_id, [event], session_id)
+    await record(ctx, user_id, [event], session_id, session)
 
 
 def _interaction(data: dict[str, Any]) -> str:

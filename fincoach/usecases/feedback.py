@@ -16,7 +16,7 @@ from fincoach.db.queries import recommendations as q
 from fincoach.db.tables import RecommendationFeedback
 from fincoach.errors import NotFound
 from fincoach.features.vocab import STRATEGIES
-from fincoach.usecases import events
+from fincoach.usecases import events, quotas
 from fincoach.usecases.context import Context
 from schemas.coaching import FeedbackRequest, FeedbackResponse
 
@@ -65,7 +65,7 @@ async def give(
     recommendation is answered with the stored one and teaches nothing twice."""
     rec_id = issued_id(str(body.recommendation_id))
     if rec_id is None:
-        return await _legacy(ctx, user_id, body, session_id)
+        return await _legacy(ctx, session, user_id, body, session_id)
     rec = await q.get_recommendation(session, user_id, rec_id)
     if rec is None:
         raise NotFound(f"Recommendation {body.recommendation_id} not found")
@@ -73,6 +73,9 @@ async def give(
     existing = await q.get_feedback(session, rec_id)
     if existing is not None:
         return _answer(existing, duplicate=True, updated=False)
+    teaches = strategy in STRATEGIES and await quotas.teaches_bandit(
+        session, ctx.settings, user_id, segment_id
+    )
     feedback = await q.add_feedback(
         session,
         recommendation_id=rec_id,
@@ -81,6 +84,7 @@ async def give(
         helpful=body.helpful,
         reward=reward_of(body.feedback_type, body.helpful),
         feedback_text=body.feedback_text,
+        teaches=teaches,
     )
     try:
         await session.commit()
@@ -91,7 +95,7 @@ async def give(
         return _answer(existing, duplicate=True, updated=False)
     await ctx.predictions.invalidate(user_id, ON_FEEDBACK)
     updated = False
-    if strategy in STRATEGIES:
+    if teaches:
         updated = await ctx.models.bandit_update(
             feedback.id, strategy, segment_key(segment_id), feedback.reward
         )
@@ -99,7 +103,11 @@ async def give(
 
 
 async def _legacy(
-    ctx: Context, user_id: int, body: FeedbackRequest, session_id: str | None
+    ctx: Context,
+    session: AsyncSession,
+    user_id: int,
+    body: FeedbackRequest,
+    session_id: str | None,
 ) -> FeedbackResponse:
     await events.record_interaction(
         ctx,
@@ -112,6 +120,7 @@ async def _legacy(
             "feedback_text": body.feedback_text,
         },
         session_id,
+        session,
     )
     return FeedbackResponse(
         message=SUBMITTED,

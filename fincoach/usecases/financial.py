@@ -8,7 +8,6 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fincoach.db.queries.features import load_snapshot
-from fincoach.db.queries.segments import peer_balances
 from fincoach.features.frames import UserSnapshot
 from fincoach.features.state import (
     BEHAVIORAL_STATE_NAMES,
@@ -237,8 +236,8 @@ def _named_traits(m: dict[str, float]) -> list[PersonalityTrait]:
 async def peer_comparison(
     ctx: Context, session: AsyncSession, user_id: int
 ) -> PeerComparisonResponse:
-    """The user beside the average of similar users (their segment). Aggregates only, and only
-    when the segment has at least MIN_PEERS other users; else a message and no comparison."""
+    """The user beside the average of similar users (their segment): the published peer
+    snapshot only (segments.publish_peer_snapshot), else a message and no comparison."""
     snapshot = await load_snapshot(session, user_id)
     segment, _ = await segments.current(ctx, session, user_id, snapshot)
     await session.commit()
@@ -261,8 +260,7 @@ async def peer_comparison(
     you = segments.behavior_dict(snapshot)
     balance = float(legacy_state(snapshot)[0])
     averages = await segments.peer_averages(session, segment.segment_id, user_id, peers[1])
-    balances = await peer_balances(session, segment.segment_id, user_id)
-    below = sum(1 for b in balances if b < balance) / len(balances) if balances else 0.5
+    below = await segments.balance_percentile(session, segment.segment_id, balance)
     comparison = PeerComparison(
         user_metrics={
             "current_balance": round(balance, 2),

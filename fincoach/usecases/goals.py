@@ -12,6 +12,7 @@ from fincoach.cache.predictions import ON_GOAL_CHANGE
 from fincoach.db.queries import goals as goal_rows
 from fincoach.db.tables import Goal
 from fincoach.errors import VALIDATION_ERROR, CoachError
+from fincoach.usecases import quotas
 from fincoach.usecases.context import Context
 
 
@@ -35,12 +36,17 @@ async def get(session: AsyncSession, user_id: int, goal_id: int) -> Goal:
     return await goal_rows.get_goal(session, user_id, goal_id)
 
 
-async def add(ctx: Context, session: AsyncSession, user_id: int, values: dict[str, Any]) -> Goal:
-    target: date = values["target_date"]
+def _not_past(target: date) -> None:
     if target < datetime.now(UTC).date():
         raise GoalDateInPast("body.target_date: the target date lies in the past")
-    goal = await goal_rows.create_goal(session, user_id, values)
-    await session.commit()
+
+
+async def add(ctx: Context, session: AsyncSession, user_id: int, values: dict[str, Any]) -> Goal:
+    _not_past(values["target_date"])
+    async with quotas.user_lock("goal", user_id):
+        await quotas.check_goal(session, ctx.settings, user_id)
+        goal = await goal_rows.create_goal(session, user_id, values)
+        await session.commit()
     await ctx.predictions.invalidate(user_id, ON_GOAL_CHANGE)
     return goal
 
@@ -48,6 +54,8 @@ async def add(ctx: Context, session: AsyncSession, user_id: int, values: dict[st
 async def update(
     ctx: Context, session: AsyncSession, user_id: int, goal_id: int, changes: dict[str, Any]
 ) -> Goal:
+    if changes.get("target_date") is not None:
+        _not_past(changes["target_date"])
     goal = await goal_rows.update_goal(session, user_id, goal_id, changes)
     await session.commit()
     await _goal_changed(ctx, user_id, goal_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import weakref
 
 from sqlalchemy import text
@@ -22,6 +23,32 @@ _READY: weakref.WeakSet[ModelClients] = weakref.WeakSet()
 async def models(ctx: Context) -> ModelsResponse:
     """The version each model deployment serves and the result of its last swap."""
     return ModelsResponse.model_validate({"deployments": await ctx.models.model_versions()})
+
+
+# An anonymous caller gets the status of a full check at most this old: polling /health (or a
+# flood of it) costs the deployments and the bandit one call a second per process.
+LIVENESS_TTL_S = 1.0
+_LAST: weakref.WeakKeyDictionary[ModelClients, tuple[float, HealthResponse]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def liveness(ctx: Context) -> HealthResponse:
+    """What an anonymous caller learns: the same 200/503 as ``health``, with the status only
+    (no component, version, job or user detail; a 503 says "starting" or "unavailable")."""
+    last = _LAST.get(ctx.models)
+    if last is not None and time.monotonic() - last[0] < LIVENESS_TTL_S:
+        return last[1]
+    try:
+        full = await health(ctx, "")
+    except ServiceUnavailable as exc:
+        starting = str(exc.detail).startswith("starting")
+        raise ServiceUnavailable(
+            "starting" if starting else "unavailable", headers=exc.headers
+        ) from None
+    answer = HealthResponse(status=full.status)
+    _LAST[ctx.models] = (time.monotonic(), answer)
+    return answer
 
 
 async def health(ctx: Context, version: str) -> HealthResponse:

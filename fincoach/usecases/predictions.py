@@ -4,6 +4,7 @@ Fallbacks: a 4-week moving average for spending, no probability (null) for goals
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fincoach.db.queries.features import HISTORY_WEEKS, load_snapshot
 from fincoach.db.queries.goals import get_goal
+from fincoach.db.tables import Goal
 from fincoach.features.frames import UserSnapshot
 from fincoach.features.goal_inputs import goal_inputs
 from fincoach.features.goals import goal_features
@@ -130,26 +132,47 @@ async def _spending(
     )
 
 
+def goal_version(goal: Goal) -> str:
+    """A digest of everything about the goal row an answer depends on, its creation time
+    included: an edited goal, or a new goal that reuses a deleted one's id (SQLite does), has
+    another version and so never reaches the old entry."""
+    fields = (
+        goal.id,
+        goal.created_at.isoformat() if goal.created_at else "",
+        goal.updated_at.isoformat() if goal.updated_at else "",
+        repr(float(goal.target_amount)),
+        repr(float(goal.current_amount)),
+        goal.target_date.isoformat(),
+        goal.status,
+    )
+    return hashlib.sha256("\x1f".join(map(str, fields)).encode()).hexdigest()[:16]
+
+
 async def goal_probability(
     ctx: Context, session: AsyncSession, user_id: int, goal_id: int, *, no_cache: bool = False
 ) -> GoalProbabilityResponse:
     """Probability of reaching the goal by its date, the main risks, and the weekly saving that
-    would lift it to 75%, through the cache."""
+    would lift it to 75%, through the cache.
+
+    The goal is read (scoped to its owner: another user's id is a 404) before the cache is
+    looked at, and its version is part of the key; the answer is computed from that same row,
+    so an entry always matches the goal version it is stored under."""
+    goal = await get_goal(session, user_id, goal_id)
     return await ctx.predictions.get_or_compute(
         user_id,
         "goal",
         GoalProbabilityResponse,
-        lambda: _goal_probability(ctx, session, user_id, goal_id),
+        lambda: _goal_probability(ctx, session, user_id, goal),
         models=(GOAL_PROBABILITY,),
         no_cache=no_cache,
         goal=goal_id,
+        gv=goal_version(goal),
     )
 
 
 async def _goal_probability(
-    ctx: Context, session: AsyncSession, user_id: int, goal_id: int
+    ctx: Context, session: AsyncSession, user_id: int, goal: Goal
 ) -> GoalProbabilityResponse:
-    goal = await get_goal(session, user_id, goal_id)
     snapshot = await load_snapshot(session, user_id, weeks=HISTORY_WEEKS)
     now = datetime.now(UTC)
     inputs: dict[str, Any] = goal_inputs(

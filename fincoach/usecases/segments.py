@@ -4,6 +4,7 @@ daily job), its profile, and the user beside the segment's other users (aggregat
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fincoach.cache.predictions import ON_SEGMENT_CHANGE
+from fincoach.db.queries import peers as peers_q
 from fincoach.db.queries import segments as q
 from fincoach.db.queries.features import load_snapshot
 from fincoach.db.queries.users import all_user_ids
@@ -34,8 +36,13 @@ from schemas.segments import (
 )
 
 logger = logging.getLogger("fincoach.segments")
-# An aggregate of fewer users could reveal one user's numbers.
-MIN_PEERS = 5
+# An aggregate of fewer users could reveal one user's numbers: peer statistics are published
+# for a segment of at least MIN_PEER_GROUP users, republished only when that many changed,
+# with counts in steps of PEER_COUNT_STEP and values to PEER_DIGITS significant digits.
+MIN_PEER_GROUP = 10
+MIN_PEERS = MIN_PEER_GROUP  # the name the answers' messages use
+PEER_COUNT_STEP = 5
+PEER_DIGITS = 2
 COMMIT_EVERY = 100
 
 
@@ -179,33 +186,104 @@ async def insights(ctx: Context, session: AsyncSession, user_id: int) -> Segment
     )
 
 
+def round_sig(value: float, digits: int = PEER_DIGITS) -> float:
+    """``value`` to ``digits`` significant digits (a coarse value hides one member's share)."""
+    if value == 0 or not math.isfinite(value):
+        return 0.0
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def coarse_count(n: int) -> int:
+    """A member count published in steps of PEER_COUNT_STEP (rounded down)."""
+    return n - n % PEER_COUNT_STEP
+
+
+def peer_stats(members: list[tuple[int, dict[str, Any], float]]) -> dict[str, Any]:
+    """Rounded aggregates of a segment's members: feature averages, balance average and
+    balance deciles."""
+    balances = np.array([b for _, _, b in members], dtype=float)
+    return {
+        "features": {
+            k: round_sig(float(np.mean([float(f.get(k, 0.0)) for _, f, _ in members])))
+            for k in BEHAVIOR_FEATURE_NAMES
+        },
+        "balance_avg": round_sig(float(balances.mean())),
+        "balance_deciles": [
+            round_sig(float(q)) for q in np.quantile(balances, np.linspace(0.1, 0.9, 9))
+        ],
+    }
+
+
+async def publish_peer_snapshot(ctx: Context) -> dict[str, Any]:
+    """Recompute each segment's peer aggregates and publish those whose membership changed by
+    at least MIN_PEER_GROUP users since their last publication (a segment below MIN_PEER_GROUP
+    members is withdrawn). Peer answers read only what is published, so the difference of any
+    two answers mixes at least MIN_PEER_GROUP users' changes, never one newcomer's values."""
+    published = kept = withdrawn = 0
+    async with ctx.sessions() as session:
+        groups = await peers_q.segment_members(session)
+        current = await peers_q.snapshots(session)
+        for segment_id in sorted(set(groups) | set(current)):
+            members = groups.get(segment_id, [])
+            old = current.get(segment_id)
+            if len(members) < MIN_PEER_GROUP:
+                if old is not None:
+                    await peers_q.withdraw(session, segment_id)
+                    withdrawn += 1
+                continue
+            ids = [user_id for user_id, _, _ in members]
+            if old is not None:
+                changed = set(ids) ^ {int(i) for i in old.members.get("ids", [])}
+                if len(changed) < MIN_PEER_GROUP:
+                    kept += 1
+                    continue
+            await peers_q.publish(
+                session,
+                segment_id,
+                member_count=coarse_count(len(ids)),
+                members=ids,
+                stats=peer_stats(members),
+            )
+            published += 1
+        await session.commit()
+    return {"published": published, "kept": kept, "withdrawn": withdrawn}
+
+
 async def peers_average(
     session: AsyncSession, segment_id: int, user_id: int
 ) -> tuple[int, dict[str, float]] | None:
-    """Average stored features of the segment's other users, only when there are at least
-    MIN_PEERS of them."""
-    rows = await q.peer_features(session, segment_id, user_id)
-    if len(rows) < MIN_PEERS:
+    """(coarse member count, rounded feature averages) of the segment as last published, or
+    None when none is (fewer than MIN_PEER_GROUP members, or not computed yet). ``user_id``
+    is not used: the snapshot is the same for every asker, so asking reveals nothing."""
+    snapshot = await peers_q.get_snapshot(session, segment_id)
+    if snapshot is None:
         return None
-    average = {
-        k: float(np.mean([float(r.get(k, 0.0)) for r in rows])) for k in BEHAVIOR_FEATURE_NAMES
-    }
-    return len(rows), average
+    features = snapshot.stats.get("features", {})
+    return snapshot.member_count, {k: float(features.get(k, 0.0)) for k in BEHAVIOR_FEATURE_NAMES}
 
 
 async def peer_averages(
     session: AsyncSession, segment_id: int, user_id: int, features: dict[str, float]
 ) -> PeerAverages | None:
-    """The original API's peer averages (balance, savings rate, volatility), only with at least
-    MIN_PEERS peers; ``features`` is their feature average."""
-    balances = await q.peer_balances(session, segment_id, user_id)
-    if len(balances) < MIN_PEERS:
+    """The original API's peer averages (balance, savings rate, volatility) from the published
+    snapshot; ``features`` is its feature average."""
+    snapshot = await peers_q.get_snapshot(session, segment_id)
+    if snapshot is None:
         return None
     return PeerAverages(
-        current_balance=round(float(np.mean(balances)), 2),
+        current_balance=float(snapshot.stats.get("balance_avg", 0.0)),
         savings_rate=features["savings_rate"],
         spending_volatility=features["spending_volatility"],
     )
+
+
+async def balance_percentile(session: AsyncSession, segment_id: int, balance: float) -> float:
+    """The share of the segment (by the published deciles) with a lower balance, in tenths."""
+    snapshot = await peers_q.get_snapshot(session, segment_id)
+    deciles = snapshot.stats.get("balance_deciles", []) if snapshot is not None else []
+    if not deciles:
+        return 0.5
+    return round(sum(1 for d in deciles if d < balance) / (len(deciles) + 1), 1)
 
 
 async def comparison(
@@ -219,8 +297,8 @@ async def comparison(
     you = behavior_dict(snapshot)
     if peers is None:
         return SegmentComparisonResponse(
-            message=f"No peer data available for comparison: fewer than {MIN_PEERS} other "
-            "users in this segment",
+            message=f"No peer data available for comparison: fewer than {MIN_PEERS} "
+            "users in this segment (or not yet published)",
             segment=as_response(row, fallback),
             peer_count=0,
             peer_averages=None,
@@ -259,7 +337,10 @@ async def refresh_many(ctx: Context, user_ids: Sequence[int]) -> dict[str, Any]:
 
 
 async def refresh_all(ctx: Context) -> dict[str, Any]:
-    """``refresh_many`` over every user (the demo loader, after loading)."""
+    """``refresh_many`` over every user (the demo loader, after loading), then the peer
+    snapshot."""
     async with ctx.sessions() as session:
         user_ids = await all_user_ids(session)
-    return await refresh_many(ctx, user_ids)
+    done = await refresh_many(ctx, user_ids)
+    await publish_peer_snapshot(ctx)
+    return done

@@ -15,6 +15,7 @@ from fincoach.cache.predictions import ON_TRANSACTION
 from fincoach.db.queries import transactions as rows
 from fincoach.db.tables import Transaction, Wallet
 from fincoach.features.vocab import CATEGORIES
+from fincoach.usecases import quotas
 from fincoach.usecases.context import Context
 
 DIRECTION_OF_KIND = {"income": "credit", "expense": "debit", "transfer": "debit"}
@@ -30,20 +31,24 @@ async def add(
 ) -> Transaction:
     """Store a transaction (positive ``amount``; ``transaction_type`` or else ``kind`` gives the
     direction), move the wallet, commit, and drop the user's stale predictions."""
-    direction = values.get("transaction_type") or DIRECTION_OF_KIND[values.get("kind", "expense")]
-    kind = values.get("kind") or ("income" if direction == "credit" else "expense")
-    row = await rows.create_transaction(
-        session,
-        user_id,
-        {
-            **values,
-            "transaction_type": direction,
-            "kind": kind,
-            "occurred_at": values.get("occurred_at") or datetime.now(UTC),
-        },
-        keep_non_negative=keep_non_negative,
-    )
-    await session.commit()
+    async with quotas.user_lock("transaction", user_id):
+        await quotas.check_transaction(session, ctx.settings, user_id)
+        direction = (
+            values.get("transaction_type") or DIRECTION_OF_KIND[values.get("kind", "expense")]
+        )
+        kind = values.get("kind") or ("income" if direction == "credit" else "expense")
+        row = await rows.create_transaction(
+            session,
+            user_id,
+            {
+                **values,
+                "transaction_type": direction,
+                "kind": kind,
+                "occurred_at": values.get("occurred_at") or datetime.now(UTC),
+            },
+            keep_non_negative=keep_non_negative,
+        )
+        await session.commit()
     await ctx.predictions.invalidate(user_id, ON_TRANSACTION)
     return row
 

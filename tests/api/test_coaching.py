@@ -230,3 +230,91 @@ async def test_segment_is_about_money_not_page_views(client, demo) -> None:
     for other in (again, after):
         assert other["segment_id"] == first["segment_id"]
         assert other["confidence"] == pytest.approx(first["confidence"])
+
+
+async def test_parallel_first_segment_stores_are_one_row_never_500(
+    client, demo, clean_engine
+) -> None:
+    """Issue 14: parallel refresh-segment calls for a user with no segment yet raced on the
+    unique user_id (a 500 on SQLite, where the savepoint did not help); now one upsert."""
+    import asyncio
+
+    h = await _login(client, 5)
+    answers = await asyncio.gather(
+        *(client.post("/coaching/refresh-segment", headers=h) for _ in range(8))
+    )
+    assert [r.status_code for r in answers] == [200] * 8, [r.text for r in answers]
+    async with clean_engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(UserSegment)) == 1
+
+
+async def test_upsert_segment_inserts_then_updates_in_place(clean_engine) -> None:
+    import numpy as np
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from fincoach.db.queries.segments import get_segment, upsert_segment
+    from fincoach.db.tables import User
+    from fincoach.features.state import BEHAVIOR_FEATURE_NAMES
+
+    sessions = async_sessionmaker(clean_engine, expire_on_commit=False)
+    features = np.zeros(len(BEHAVIOR_FEATURE_NAMES))
+    async with sessions() as session:
+        user = User(email="seg@example.com", hashed_password="x")
+        session.add(user)
+        await session.flush()
+        first = {"segment_id": 1, "segment_name": SEGMENT_NAMES[1], "confidence": 0.5}
+        row = await upsert_segment(session, user.id, first, features)
+        assert (row.segment_id, row.confidence) == (1, 0.5)
+        seen = await get_segment(session, user.id)  # the session now holds this row
+        second = {"segment_id": 2, "segment_name": SEGMENT_NAMES[2], "confidence": 0.9}
+        row = await upsert_segment(session, user.id, second, features)
+        assert row is seen and (row.segment_id, row.confidence) == (2, 0.9)
+        await session.commit()
+    async with clean_engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(UserSegment)) == 1
+
+
+async def test_one_user_cannot_steer_the_shared_bandit(client, demo, clean_engine) -> None:
+    """Issue 14: ten recommendations and ten "dismissed" feedbacks from one user teach the
+    bandit at most the per-user cap per segment and day; the rest are stored, answered and
+    teach nothing, also when the statistics are rebuilt from the database."""
+    from collections import Counter
+
+    from fincoach.db.queries.recommendations import bandit_counts
+    from fincoach.db.tables import RecommendationFeedback as Feedback
+
+    h = await _login(client, 2)
+    cap = 3  # the default FINCOACH_BANDIT_FEEDBACK_PER_USER_PER_DAY
+    pulls = lambda stats: sum(  # noqa: E731
+        a["pulls"] for seg in stats["segments"].values() for a in seg.values()
+    )
+    before = pulls((await client.get("/coaching/strategies", headers=h)).json())
+    taught: Counter[str] = Counter()
+    seen = set()
+    for _ in range(10):
+        r = await client.get(
+            "/coaching/enhanced-recommendation", headers={**h, "Cache-Control": "no-cache"}
+        )
+        rec = r.json()
+        if rec["id"] in seen:
+            continue
+        seen.add(rec["id"])
+        fb = await client.post(
+            "/coaching/feedback",
+            headers=h,
+            json={"recommendation_id": rec["id"], "helpful": False, "feedback_type": "dismissed"},
+        )
+        assert fb.status_code == 200, fb.text
+        taught[rec["strategy"]] += fb.json()["bandit_updated"]
+    assert len(seen) >= 5
+    assert sum(taught.values()) == cap, taught  # one segment: the first three teach
+    after = pulls((await client.get("/coaching/strategies", headers=h)).json())
+    assert after - before == sum(taught.values()) < len(seen)
+    async with clean_engine.connect() as conn:
+        stored = await conn.scalar(select(func.count()).select_from(Feedback))
+    assert stored == len(seen)  # every feedback is stored
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    async with async_sessionmaker(clean_engine)() as session:
+        rebuilt = sum(n for _, _, n, _, _ in await bandit_counts(session))
+    assert rebuilt == sum(taught.values())

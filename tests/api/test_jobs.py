@@ -25,7 +25,7 @@ from fincoach.db.tables import (
 from fincoach.http.app import create_app
 from fincoach.jobs.runner import JOBS
 from fincoach.jobs.scheduler import JobScheduler, ensure_rows, run_now
-from tests.conftest import load_recent_users, test_settings
+from tests.conftest import OPS_TOKEN, load_recent_users, test_settings
 
 
 @pytest.fixture
@@ -158,7 +158,8 @@ async def test_jobs_endpoint_and_a_held_lease(app_state, clean_engine) -> None:
     with pytest.raises(RuntimeError, match="running elsewhere"):
         await run_now(ctx, "segments")
     transport = httpx.ASGITransport(app=app_state)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+    ops = {"X-Ops-Token": OPS_TOKEN}  # /jobs and /health's details need it
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=ops) as c:
         body = (await c.get("/jobs")).json()
         health = (await c.get("/health")).json()
     assert health["jobs"]["cache_cleanup"]["last_status"] == "ok"

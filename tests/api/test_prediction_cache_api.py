@@ -150,3 +150,82 @@ async def test_many_concurrent_cached_reads_do_not_exhaust_the_pool(cached_clien
         timeout=25,
     )
     assert [r.status_code for r in posted] == [202] * 40
+
+
+# --- issue 14: entries that cannot outlive or cross the goal they were computed from ----------
+async def _new_goal(c: httpx.AsyncClient, amount: float = 900) -> int:
+    target = (date.today() + timedelta(days=120)).isoformat()
+    body = {"name": "Trip", "target_amount": amount, "target_date": target}
+    r = await c.post("/goals", json=body)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def test_goal_changed_while_computing_is_not_cached_as_current(
+    cached_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, _, _ = cached_client
+    gid = await _new_goal(c)
+    from fincoach.usecases import predictions
+
+    real = predictions.load_snapshot
+    changed = False
+
+    async def change_goal_meanwhile(*args, **kwargs):
+        nonlocal changed
+        if not changed:
+            changed = True
+            r = await c.patch(f"/goals/{gid}", json={"current_amount": 850})
+            assert r.status_code == 200, r.text
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(predictions, "load_snapshot", change_goal_meanwhile)
+    first = await _get(c, f"/coaching/goal-probability/{gid}")
+    assert changed and first["cached"] is False
+    after = await _get(c, f"/coaching/goal-probability/{gid}")
+    assert after["cached"] is False, "an answer for the old goal was served for the new one"
+    assert (await _get(c, f"/coaching/goal-probability/{gid}"))["cached"] is True
+
+
+async def test_a_reused_goal_id_never_reaches_the_deleted_goals_entry(
+    cached_client, clean_engine: AsyncEngine
+) -> None:
+    """The row is replaced behind the cache's back (a reused id, an invalidation lost): the
+    new goal's version differs, so the old entry is never served."""
+    from sqlalchemy import delete, insert, select
+
+    from fincoach.db.tables import Goal
+
+    c, _, _ = cached_client
+    gid = await _new_goal(c)
+    assert (await _get(c, f"/coaching/goal-probability/{gid}"))["cached"] is False
+    assert (await _get(c, f"/coaching/goal-probability/{gid}"))["cached"] is True
+    async with clean_engine.begin() as conn:
+        row = (await conn.execute(select(Goal.__table__).where(Goal.id == gid))).mappings().one()
+        await conn.execute(delete(Goal).where(Goal.id == gid))
+        values = {k: v for k, v in row.items() if k not in ("created_at", "updated_at")}
+        await conn.execute(insert(Goal).values({**values, "target_amount": 5000}))
+    again = await _get(c, f"/coaching/goal-probability/{gid}")
+    assert again["cached"] is False
+
+
+async def test_another_users_goal_is_404_before_the_cache_is_read(
+    cached_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, app, _ = cached_client
+    gid = await _new_goal(c)
+    assert (await _get(c, f"/coaching/goal-probability/{gid}"))["cached"] is False
+    cache = app.state.ctx.predictions.cache
+    reads: list[tuple] = []
+    real_get = cache.get
+
+    async def spy(*args, **kwargs):
+        reads.append(args)
+        return await real_get(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "get", spy)
+    r = await c.post("/auth/token", data={"username": demo_email(1), "password": DEMO_PASSWORD})
+    other = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    r = await c.get(f"/coaching/goal-probability/{gid}", headers=other)
+    assert r.status_code == 404
+    assert reads == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -197,3 +198,106 @@ async def test_health_reports_database(client) -> None:
     assert r.status_code == 200
     assert r.json()["database"] == "ok"
     assert r.headers["x-request-id"]
+
+
+# --- issue 14: dates outside a sane range are 422s, never 500s --------------------------------
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "0001-01-01T00:00:00+14:00",  # overflows when converted to UTC
+        "0001-01-01T00:00:00+00:00",
+        "1899-12-31T23:59:59+00:00",
+        "9999-12-31T23:59:59-14:00",  # overflows the other way
+        "2201-01-01T00:00:00+00:00",
+    ],
+)
+async def test_transaction_dates_out_of_range_are_422(client, occurred_at: str) -> None:
+    headers = await register(client, f"d{uuid.uuid4().hex[:8]}@example.com")
+    body = {"amount": 5, "category": "groceries", "occurred_at": occurred_at}
+    r = await client.post("/transactions", json=body, headers=headers)
+    assert r.status_code == 422, r.text
+
+
+@pytest.mark.parametrize(
+    "bound",
+    ["0001-01-01T00:00:00+14:00", "0001-01-01", "9999-12-31T23:59:59-14:00", "1800-01-01"],
+)
+async def test_transaction_filters_out_of_range_are_422(client, bound: str) -> None:
+    headers = await register(client, f"f{uuid.uuid4().hex[:8]}@example.com")
+    for name in ("start", "end"):
+        r = await client.get("/transactions", params={name: bound}, headers=headers)
+        assert r.status_code == 422, (name, r.text)
+
+
+async def test_goal_target_dates_in_the_past_or_far_away_are_422(client) -> None:
+    headers = await register(client, f"g{uuid.uuid4().hex[:8]}@example.com")
+    future = (date.today() + timedelta(days=60)).isoformat()
+    for target in ("0001-01-01", "1999-01-01", "3000-01-01"):
+        body = {"name": "Trip", "target_amount": 100, "target_date": target}
+        r = await client.post("/goals", json=body, headers=headers)
+        assert r.status_code == 422, (target, r.text)
+    r = await client.post(
+        "/goals",
+        json={"name": "Trip", "target_amount": 100, "target_date": future},
+        headers=headers,
+    )
+    assert r.status_code == 201
+    gid = r.json()["id"]
+    r = await client.patch(f"/goals/{gid}", json={"target_date": "2001-01-01"}, headers=headers)
+    assert r.status_code == 422, r.text
+
+
+# --- issue 14: per-user quotas ----------------------------------------------------------------
+@pytest.fixture
+async def quota_client(clean_engine, database_url, trained_models):
+    from fincoach.http.app import create_app
+    from tests.conftest import serving, test_settings
+
+    settings = test_settings(
+        database_url,
+        model_dir=trained_models,
+        quota_goals_per_user=3,
+        quota_events_per_day=25,
+        quota_transactions_per_day=2,
+    )
+    async with serving(create_app(settings, engine=clean_engine)) as c:
+        yield c
+
+
+async def test_quotas_refuse_what_one_user_creates_past_them(quota_client) -> None:
+    c = quota_client
+    h = await register(c, f"q{uuid.uuid4().hex[:8]}@example.com")
+    other = await register(c, f"o{uuid.uuid4().hex[:8]}@example.com")
+    target = (date.today() + timedelta(days=60)).isoformat()
+    goal = {"name": "Trip", "target_amount": 100, "target_date": target}
+    for _ in range(3):
+        assert (await c.post("/goals", json=goal, headers=h)).status_code == 201
+    r = await c.post("/goals", json=goal, headers=h)
+    assert r.status_code == 422 and "at most 3 goals" in r.json()["detail"]
+    assert (await c.post("/goals", json=goal, headers=other)).status_code == 201  # per user
+
+    tx = {"amount": 5, "category": "groceries"}
+    for _ in range(2):
+        assert (await c.post("/transactions", json=tx, headers=h)).status_code == 201
+    r = await c.post("/transactions", json=tx, headers=h)
+    assert r.status_code == 429 and "quota" in r.json()["detail"].lower()
+    assert int(r.headers["Retry-After"]) > 0
+
+    # The writes above record a few events of their own (goal changes): well under 25.
+    views = {"events": [{"event_type": "page_view"} for _ in range(15)]}
+    assert (await c.post("/events/batch", json=views, headers=h)).status_code == 202
+    r = await c.post("/events/batch", json=views, headers=h)  # 30+ > 25: refused whole
+    assert r.status_code == 429 and "quota" in r.json()["detail"].lower()
+    assert (await c.post("/events/batch", json=views, headers=other)).status_code == 202
+
+
+async def test_parallel_goals_do_not_pass_the_quota(quota_client) -> None:
+    import asyncio
+
+    c = quota_client
+    h = await register(c, f"p{uuid.uuid4().hex[:8]}@example.com")
+    target = (date.today() + timedelta(days=60)).isoformat()
+    goal = {"name": "Trip", "target_amount": 100, "target_date": target}
+    answers = await asyncio.gather(*(c.post("/goals", json=goal, headers=h) for _ in range(10)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201] * 3 + [422] * 7, codes

@@ -735,3 +735,284 @@ async def test_validation_errors_do_not_echo_passwords(start_app: StartApp) -> N
         assert r.status_code == 422 and "Broken-json-password" not in r.text
         r = await c.post("/auth/token", data={"password": "Form-password-no-username"})
         assert r.status_code == 422 and "Form-password-no-username" not in r.text
+
+
+# --- issue 14: CPU work off the event loop ----------------------------------------------------
+async def test_password_hashing_runs_off_the_event_loop_with_a_cap(
+    start_app: StartApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel logins hash in worker threads, at most cpu_offload_concurrency at once, while
+    the event loop keeps answering /health (argon2 on the loop stalled it for seconds)."""
+    import asyncio
+    import threading
+    import time
+
+    from fincoach.usecases import passwords
+
+    app = await start_app(
+        cpu_offload_concurrency=2, login_max_failures=0, login_max_concurrent_per_client=0
+    )
+    real_verify = passwords.verify_password
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def slow_verify(password: str, hashed: str, settings: Any) -> bool:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.2)  # a costly hash, blocking whichever thread runs it
+        with lock:
+            running -= 1
+        return real_verify(password, hashed, settings)
+
+    monkeypatch.setattr("fincoach.usecases.accounts.verify_password", slow_verify)
+    async with http(app, "10.9.9.9") as c:
+        await register(c, "alice@example.com", "right-password")
+        logins = [
+            asyncio.create_task(login(c, "alice@example.com", "wrong-password")) for _ in range(8)
+        ]
+        await asyncio.sleep(0.05)
+        start = time.perf_counter()
+        health = await c.get("/health")
+        health_s = time.perf_counter() - start
+        answers = await asyncio.gather(*logins)
+    assert health.status_code in (200, 503)
+    assert health_s < 0.15, health_s  # not behind 8 x 0.2 s of hashing
+    assert [r.status_code for r in answers] == [401] * 8
+    assert peak == 2
+
+
+# --- issue 14: forwarded addresses and login backoff per (e-mail, address) --------------------
+def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
+    from fincoach.http.ratelimit import forwarded_client
+
+    proxies = frozenset({"127.0.0.1", "10.0.0.2"})
+    assert forwarded_client("203.0.113.9", "1.2.3.4", proxies) == "203.0.113.9"
+    assert forwarded_client("127.0.0.1", "1.2.3.4", proxies) == "1.2.3.4"
+    # A client's own header goes first: the proxy's appended address is the one believed.
+    assert forwarded_client("127.0.0.1", "6.6.6.6, 198.51.100.7", proxies) == "198.51.100.7"
+    assert forwarded_client("127.0.0.1", "198.51.100.7, 10.0.0.2", proxies) == "198.51.100.7"
+    assert forwarded_client("127.0.0.1", "not-an-address", proxies) == "127.0.0.1"
+    assert forwarded_client("127.0.0.1", None, proxies) == "127.0.0.1"
+    assert forwarded_client("127.0.0.1", "1.2.3.4", frozenset()) == "127.0.0.1"
+
+
+async def test_client_sent_forwarded_for_neither_dodges_nor_aims_limits(
+    start_app: StartApp,
+) -> None:
+    app = await start_app(login_max_failures=100, login_max_failures_per_client=3)
+    async with http(app, "203.0.113.9") as c, http(app, "198.51.100.7") as victim:
+        for i in range(3):  # each guess claims another address
+            r = await c.post(
+                "/auth/token",
+                data={"username": f"u{i}@example.com", "password": "wrong-password"},
+                headers={"X-Forwarded-For": f"192.0.2.{i}"},
+            )
+            assert r.status_code == 401
+        r = await c.post(
+            "/auth/token",
+            data={"username": "u9@example.com", "password": "wrong-password"},
+            headers={"X-Forwarded-For": "192.0.2.99"},
+        )
+        assert_rate_limited(r, max_retry_after=15 * 60)  # still limited as 203.0.113.9
+        # Naming the victim's address in the header did not count against the victim.
+        assert (await login(victim, "v@example.com", "wrong-password")).status_code == 401
+
+
+async def test_a_trusted_proxy_forwards_the_client_address(start_app: StartApp) -> None:
+    app = await start_app(
+        login_max_failures=100, login_max_failures_per_client=2, trusted_proxies=["127.0.0.1"]
+    )
+    async with http(app, "127.0.0.1") as proxy:
+
+        async def via(address: str, email: str) -> httpx.Response:
+            return await proxy.post(
+                "/auth/token",
+                data={"username": email, "password": "wrong-password"},
+                headers={"X-Forwarded-For": address},
+            )
+
+        assert (await via("198.51.100.1", "a@example.com")).status_code == 401
+        assert (await via("198.51.100.1", "b@example.com")).status_code == 401
+        assert_rate_limited(await via("198.51.100.1", "c@example.com"), max_retry_after=900)
+        assert (await via("198.51.100.2", "c@example.com")).status_code == 401
+
+
+async def test_wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(
+    start_app: StartApp,
+) -> None:
+    """Ten wrong passwords for Alice's e-mail slow the guesser down (growing Retry-After), while
+    Alice, from her own address, signs in at once."""
+    app = await start_app(login_max_failures=5, login_max_failures_per_client=1000)
+    async with http(app, "203.0.113.66") as attacker, http(app, "198.51.100.10") as alice:
+        await register(alice, "alice@example.com", "right-password")
+        codes = [
+            (await login(attacker, "alice@example.com", "wrong-password")).status_code
+            for _ in range(10)
+        ]
+        assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+        assert (await login(alice, "alice@example.com", "right-password")).status_code == 200
+        # Even the right password waits for the attacker's pair, known e-mail or not.
+        assert (await login(attacker, "alice@example.com", "right-password")).status_code == 429
+
+
+def test_login_backoff_doubles_up_to_its_cap_and_forgets() -> None:
+    from fincoach.http.ratelimit import Backoff
+
+    clock = FakeClock()
+    backoff = Backoff(limit=3, max_wait_s=8, forget_s=60, clock=clock)
+    waits = []
+    for _ in range(7):
+        backoff.fail("k")
+        waits.append(backoff.blocked_for("k"))
+    assert waits == [0, 0, 1, 2, 4, 8, 8]
+    clock.now += 8.5
+    assert backoff.blocked_for("k") == 0
+    clock.now += 61
+    backoff.fail("k")
+    assert backoff.blocked_for("k") == 0  # forgotten: counting starts over
+
+
+# --- issue 14: look-alike e-mails, passwords kept as typed ------------------------------------
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "ALICE@Example.COM",
+        "alice\u200b@example.com",  # zero-width space
+        "al\u2060ice@example.com",  # word joiner
+        "\uff41lice@example.com",  # full-width a
+        " alice@example.com ",
+    ],
+)
+async def test_lookalike_emails_are_the_same_account(start_app: StartApp, lookalike: str) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        await register(c, "alice@example.com", "right-password")
+        r = await c.post("/auth/register", json={"email": lookalike, "password": "other-password"})
+        assert r.status_code == 400, r.text  # taken, not a second account
+        assert (await login(c, lookalike, "right-password")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "bad", ["alice@example.com.", "p\u0430ypal@example.com", "alice@example..com"]
+)
+async def test_trailing_dots_and_mixed_alphabets_are_refused(start_app: StartApp, bad: str) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        r = await c.post("/auth/register", json={"email": bad, "password": "right-password"})
+        assert r.status_code == 422, r.text
+
+
+async def test_decomposed_accents_are_one_account(start_app: StartApp) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        await register(c, "jos\u00e9@example.com", "right-password")
+        r = await c.post(
+            "/auth/register", json={"email": "jose\u0301@example.com", "password": "x" * 12}
+        )
+        assert r.status_code == 400
+
+
+async def test_passwords_are_not_trimmed(start_app: StartApp) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        await register(c, "alice@example.com", "  padded-password  ")
+        assert (await login(c, "alice@example.com", "padded-password")).status_code == 401
+        assert (await login(c, "alice@example.com", "  padded-password  ")).status_code == 200
+
+
+# --- issue 14: ops endpoints, request ids, redirects ------------------------------------------
+async def test_anonymous_callers_learn_only_liveness(start_app: StartApp) -> None:
+    from tests.conftest import OPS_TOKEN
+
+    app = await start_app()
+    async with http(app) as c:
+        health = await c.get("/health")
+        assert health.status_code in (200, 503)
+        if health.status_code == 200:
+            assert health.json()["models"] == {} and health.json()["jobs"] == {}
+            assert health.json()["bandit"] is None and health.json()["version"] is None
+        else:
+            assert health.json()["detail"] in ("starting", "unavailable")
+        for path in ("/models", "/jobs"):
+            r = await c.get(path)
+            assert r.status_code == 401, (path, r.text)
+        wrong = {"X-Ops-Token": "guess"}
+        assert (await c.get("/jobs", headers=wrong)).status_code == 401
+        ops = {"X-Ops-Token": OPS_TOKEN}
+        assert (await c.get("/jobs", headers=ops)).status_code == 200
+        assert (await c.get("/models", headers={"Authorization": f"Bearer {OPS_TOKEN}"})).is_success
+        detailed = await c.get("/health", headers=ops)
+        assert detailed.status_code == health.status_code
+        if detailed.status_code == 200:
+            assert detailed.json()["version"] and detailed.json()["models"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("abcdef12-3456", True),
+        ("a" * 128, False),  # longer than our 64 accepts: replaced
+        ("x" * 5000, False),
+        ("evil\u00e9id-12345", False),
+        ("id with spaces 1234", False),
+        ("<script>alert(1)</script>", False),
+    ],
+)
+async def test_request_ids_are_validated(start_app: StartApp, sent: str, kept: bool) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        r = await c.get("/health", headers={b"X-Request-ID": sent.encode("utf-8")})
+        echoed = r.headers["x-request-id"]
+        assert (echoed == sent) is kept
+        assert len(echoed) <= 128 and re.fullmatch(r"[A-Za-z0-9._-]+", echoed)
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "//evil.example"])
+async def test_redirects_never_name_the_sent_host(start_app: StartApp, host: str) -> None:
+    app = await start_app()
+    async with http(app) as c:
+        r = await c.get("/goals/", headers={"Host": host})
+        if r.is_redirect:
+            location = r.headers["location"]
+            assert location.startswith("/") and not location.startswith("//")
+            assert "evil" not in location
+
+
+def test_the_haproxy_template_is_hardened() -> None:
+    from ray.serve._private.haproxy_templates import HAPROXY_CONFIG_TEMPLATE
+
+    from deployments.controller import hardened_template
+
+    hardened = hardened_template(HAPROXY_CONFIG_TEMPLATE)
+    assert hardened is not None, "ray's HAProxy template changed: update TEMPLATE_EDITS"
+    assert "bind 127.0.0.1:{{ config.stats_port }}" in hardened
+    assert "bind 127.0.0.1:{{ config.metrics_port }}" in hardened
+    assert "http-request set-header X-Forwarded-For %[src]" in hardened
+    assert "bind *:" not in hardened and "bind :{{" not in hardened
+
+
+async def test_parallel_logins_from_one_address_beyond_the_slots_are_429(
+    start_app: StartApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import time
+
+    from fincoach.usecases import passwords
+
+    real_verify = passwords.verify_password
+
+    def slow_verify(password: str, hashed: str, settings: Any) -> bool:
+        time.sleep(0.1)
+        return real_verify(password, hashed, settings)
+
+    monkeypatch.setattr("fincoach.usecases.accounts.verify_password", slow_verify)
+    app = await start_app(login_max_concurrent_per_client=3, cpu_offload_concurrency=8)
+    async with http(app, "10.7.7.7") as c, http(app, "10.7.7.8") as other:
+        answers = await asyncio.gather(
+            *(login(c, f"u{i}@example.com", "wrong-password") for i in range(10))
+        )
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [401] * 3 + [429] * 7, codes
+        assert (await login(other, "x@example.com", "wrong-password")).status_code == 401
+        assert (await login(c, "y@example.com", "wrong-password")).status_code == 401  # freed

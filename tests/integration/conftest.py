@@ -19,7 +19,7 @@ from sqlalchemy import Select
 
 from fincoach.cli.supervise import spare_port
 from fincoach.db.engine import make_engine
-from tests.conftest import BACKENDS, load_recent_users, migrated_database
+from tests.conftest import BACKENDS, OPS_TOKEN, load_recent_users, migrated_database
 
 APP_NAME = "fincoach"
 WEB_CLIENT_ORIGIN = "http://localhost:5173"
@@ -49,6 +49,7 @@ def serve_port(trained_models: str) -> Iterator[int]:
         "FINCOACH_ENV": "test",
         "FINCOACH_CORS_ORIGINS": WEB_CLIENT_ORIGIN,
         "FINCOACH_JWT_SECRET": "integration-secret-" + "z" * 32,
+        "FINCOACH_OPS_TOKEN": OPS_TOKEN,
         "FINCOACH_PASSWORD_HASH_TIME_COST": "1",
         "FINCOACH_PASSWORD_HASH_MEMORY_KIB": "1024",
         "FINCOACH_MODEL_DIR": trained_models,
@@ -157,7 +158,9 @@ def serve_url(serve_app: ServeApp) -> str:
 
 @pytest.fixture
 async def http(serve_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=serve_url, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=serve_url, timeout=30, headers={"X-Ops-Token": OPS_TOKEN}
+    ) as client:
         yield client
 
 

@@ -83,6 +83,17 @@ SENSITIVE_KEYS = [
     ("date_of_birth", "date-of-birth-value"),
     ("dateOfBirth", "date-of-birth-camel"),
     ("birthdate", "birthdate-value"),
+    # issue 14: short credential keys, holders and names
+    ("pw", "pw-short-1"),
+    ("pass", "pass-short-1"),
+    ("user_pass", "pass-user-1"),
+    ("passcode", "passcode-value-1"),
+    ("holder", "holder-value-1"),
+    ("account_holder", "account-holder-1"),
+    ("accountHolderName", "account-holder-2"),
+    ("first_name", "first-name-1"),
+    ("payee_name", "payee-name-1"),
+    ("beneficiary", "beneficiary-1"),
 ]
 SENSITIVE_IDS = [key for key, _ in SENSITIVE_KEYS]
 
@@ -132,6 +143,27 @@ MASKED_TEXTS = [
     ("ipv6", "client 2001:db8::8a2e:370:7334", "client [ip]"),
     ("ipv6-full", "2001:0db8:85a3:0000:0000:8a2e:0370:7334", "[ip]"),
     ("ipv4-mapped-ipv6", "::ffff:192.0.2.1", "[ip]"),
+    # issue 14: what the first filter missed
+    ("ssn-dashed", "ssn 123-45-6789 on file", "ssn [ssn] on file"),
+    ("ssn-spaced", "123 45 6789", "[ssn]"),
+    ("card-dots", "4111.1111.1111.1111", "[card]"),
+    ("card-slashes", "4111/1111/1111/1111", "[card]"),
+    ("card-nbsp", "4111\u00a01111\u00a01111\u00a01111", "[card]"),
+    ("card-narrow-nbsp", "4111\u202f1111\u202f1111\u202f1111", "[card]"),
+    ("card-after-comma", "paid,4111111111111111", "paid,[card]"),
+    ("card-before-decimal", "4111 1111 1111 1111 and 1.5", "[card] and 1.5"),
+    ("phone-uk-mobile", "ring 07700 900123", "ring [phone]"),
+    ("phone-uk-mobile-bare", "07700900123", "[phone]"),
+    ("phone-uk-london", "020 7946 0958", "[phone]"),
+    ("phone-uk-parens", "(020) 7946 0958", "[phone]"),
+    ("phone-uk-intl", "+44 7700 900123", "[phone]"),
+    ("iban-lowercase", "gb82west12345698765432", "[iban]"),
+    ("iban-lowercase-spaced", "de89 3704 0044 0532 0130 00", "[iban]"),
+    ("email-idn-domain", "jose@bücher.de", "[email]"),
+    ("email-idn-local", "josé.müller@example.com", "[email]"),
+    ("email-cjk", "用户@例子.中国", "[email]"),
+    ("email-fullwidth-at", "jane＠example.com", "[email]"),
+    ("email-end-of-sentence", "mail jane@example.com.", "mail [email]."),
     (
         "several",
         "jane@example.com, +14155552671, 10.0.0.1",
@@ -159,6 +191,13 @@ UNMASKED_TEXTS = [
     ("mac-address", "00:1a:2b:3c:4d:5e"),
     ("version", "v1.2.3"),
     ("words", "grocery run at the farmers market"),
+    ("bare-id-10", "0123456789"),
+    ("padded-id", "00012345678"),
+    ("ip-like-version", "1.2.3"),
+    ("word-like-iban", "ab12 abcd efgh ijkl"),
+    ("date-slashes", "24/11/2026"),
+    ("date-dots", "24.11.2026"),
+    ("amount-dots", "1.234.567,89"),
 ]
 
 
@@ -200,7 +239,7 @@ def test_scrub_leaves_numbers_dates_and_ids_alone(text: str) -> None:
 
 
 def test_scrub_keeps_non_string_values() -> None:
-    data = {"amount": 4111111111111111, "ratio": 0.5, "ok": True, "none": None, "n": [1, 2]}
+    data = {"amount": 4111111111111112, "ratio": 0.5, "ok": True, "none": None, "n": [1, 2]}
     assert scrub(data) == data
 
 
@@ -292,3 +331,72 @@ def test_scrubbed_output_contains_no_sensitive_sample_value() -> None:
     ]
     assert [value for value in pii if value in text] == []
     assert out["event"] == "checkout"
+
+
+def test_scrub_masks_a_card_sent_as_a_json_number() -> None:
+    out, report = scrub_with_report({"n": 4111111111111111, "qty": 3, "ts": 1732456789012})
+    assert out == {"n": "[card]", "qty": 3, "ts": 1732456789012}
+    assert report == ["masked:card:n"]
+
+
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [
+        ("Jane Doe", True),
+        ("José María López", True),
+        ("Mary-Ann O'Neil", True),
+        ("Emergency fund", False),
+        ("Trip", False),
+        ("groceries", False),
+        ("Goal 2027", False),
+    ],
+)
+def test_scrub_masks_a_person_under_a_name_key(value: str, masked: bool) -> None:
+    out = scrub({"name": value, "goal": {"name": value}})
+    expected = "[name]" if masked else value
+    assert out == {"name": expected, "goal": {"name": expected}}
+
+
+def test_scrub_replaces_an_unboundedly_long_string_whole() -> None:
+    from fincoach.tracking.privacy import MAX_SCAN_CHARS
+
+    text = "a " * MAX_SCAN_CHARS
+    assert mask_text(text) == ("[too_long]", ["too_long"])
+
+
+# The worst inputs we know per pattern: runs that almost match and fail at the very end, which
+# a backtracking pattern retries from every position inside them (quadratic time).
+ADVERSARIAL = {
+    "digit-groups-then-decimal": "1 " * 4000 + "1.5",
+    "dash-groups-then-decimal": "1-" * 4000 + "1.5",
+    "dot-groups-then-letter": "1." * 4000 + "1a",
+    "nbsp-groups": "1\u00a0" * 4000 + "x",
+    "email-local-no-at": "a." * 4000,
+    "email-domain-no-tld": "a@" + "b." * 4000 + "1",
+    "email-many-ats": "a@" * 4000,
+    "iban-like": "DE89 " * 1600,
+    "phone-plus": "+1 " * 2700,
+    "ipv6-colons": "1:" * 4000,
+    "ipv4-dots": "1." * 4000,
+    "uk-phone": "01 " * 2700,
+    "ssn": "123-45-" * 1100,
+}
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_scrub_time_is_linear_in_the_text(text: str) -> None:
+    """Doubling the input at most ~doubles the time (a quadratic pattern quadruples it). Times
+    are the minimum of a few runs; the bound is generous so a busy machine does not fail it.
+    bench/scrub_bench.py measures the absolute times (bench/RESULTS.md)."""
+    import time
+
+    def best(t: str) -> float:
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            mask_text(t)
+            runs.append(time.perf_counter() - start)
+        return min(runs)
+
+    small, large = best(text[: len(text) // 4]), best(text)
+    assert large < max(small * 12, 0.002), (small, large)

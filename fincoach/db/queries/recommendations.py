@@ -105,8 +105,9 @@ async def strategy_rewards_since(
 
 
 async def bandit_counts(session: AsyncSession) -> list[tuple[str, int | None, int, float, int]]:
-    """(strategy, segment id, pulls, reward sum, highest feedback id) per strategy and segment:
-    what the bandit's statistics are rebuilt from."""
+    """(strategy, segment id, pulls, reward sum, highest feedback id) per strategy and segment,
+    of the feedbacks that teach (within each user's cap): what the bandit's statistics are
+    rebuilt from."""
     rows = await session.execute(
         select(
             RecommendationHistory.strategy,
@@ -119,6 +120,7 @@ async def bandit_counts(session: AsyncSession) -> list[tuple[str, int | None, in
             RecommendationHistory,
             RecommendationHistory.id == RecommendationFeedback.recommendation_id,
         )
+        .where(RecommendationFeedback.teaches.is_(True))
         .group_by(RecommendationHistory.strategy, RecommendationHistory.segment_id)
     )
     return [

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fincoach.db.tables import UserSegment, Wallet
+from fincoach.db.tables import UserSegment
 from fincoach.features.state import BEHAVIOR_FEATURE_NAMES
 
 # Built once: it runs on every recommendation.
@@ -23,55 +23,42 @@ async def get_segment(session: AsyncSession, user_id: int) -> UserSegment | None
     return await session.scalar(_SEGMENT, {"user_id": user_id})
 
 
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(UserSegment)
+    if dialect == "sqlite":
+        return sqlite.insert(UserSegment)
+    raise ValueError(f"no upsert for database dialect {dialect!r}")
+
+
 async def upsert_segment(
     session: AsyncSession, user_id: int, assigned: dict[str, Any], features: np.ndarray
 ) -> UserSegment:
-    """Insert or update the user's segment row; the caller commits."""
+    """Insert or update the user's segment row in one statement (INSERT ... ON CONFLICT (user_id)
+    DO UPDATE), so parallel first assignments of one user never collide; the caller commits."""
+    now = datetime.now(UTC)
     values = {
         "segment_id": int(assigned["segment_id"]),
         "segment_name": assigned["segment_name"],
         "confidence": float(assigned["confidence"]),
         "features": dict(zip(BEHAVIOR_FEATURE_NAMES, map(float, features), strict=True)),
         "model_version": assigned.get("model_version"),
+        "updated_at": now,
     }
-    row = await get_segment(session, user_id)
-    if row is None:
-        row = UserSegment(user_id=user_id, **values)
-        session.add(row)
-        try:
-            async with session.begin_nested():
-                await session.flush()
-            return row
-        except IntegrityError:  # another request stored it first: update that row instead
-            row = await get_segment(session, user_id)
-            assert row is not None
-    for key, value in values.items():
-        setattr(row, key, value)
-    row.updated_at = datetime.now(UTC)
-    await session.flush()
-    return row
-
-
-async def peer_features(
-    session: AsyncSession, segment_id: int, exclude_user: int
-) -> list[dict[str, Any]]:
-    """The stored behavioral features of the segment's users other than ``exclude_user``."""
-    rows = await session.scalars(
-        select(UserSegment.features).where(
-            UserSegment.segment_id == segment_id, UserSegment.user_id != exclude_user
+    stmt = _insert(session).values(user_id=user_id, created_at=now, **values)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[UserSegment.user_id],
+            set_={name: stmt.excluded[name] for name in values},
         )
     )
-    return list(rows.all())
-
-
-async def peer_balances(session: AsyncSession, segment_id: int, exclude_user: int) -> list[float]:
-    """The wallet balances of the segment's users other than ``exclude_user``."""
-    rows = await session.scalars(
-        select(Wallet.balance)
-        .join(UserSegment, UserSegment.user_id == Wallet.user_id)
-        .where(UserSegment.segment_id == segment_id, UserSegment.user_id != exclude_user)
+    # The row as stored, replacing any copy this session read before.
+    row = await session.scalar(
+        _SEGMENT.execution_options(populate_existing=True), {"user_id": user_id}
     )
-    return [float(b) for b in rows.all()]
+    assert row is not None
+    return row
 
 
 async def segment_mix(session: AsyncSession) -> list[tuple[int, int, float]]:

@@ -12,7 +12,13 @@ from fastapi.security import OAuth2PasswordRequestForm
 from fincoach.db.tables import User
 from fincoach.errors import InvalidCredentials
 from fincoach.http.deps import ContextDep, CurrentUser, SessionDep, SettingsDep
-from fincoach.http.ratelimit import check_login_allowed, limit_client, login_failed, login_succeeded
+from fincoach.http.ratelimit import (
+    check_login_allowed,
+    limit_client,
+    login_failed,
+    login_slot,
+    login_succeeded,
+)
 from fincoach.usecases import accounts
 from schemas.problem import AUTHENTICATED, problem_responses
 from schemas.users import (
@@ -25,6 +31,7 @@ from schemas.users import (
     RegisterRequest,
     RegisterResponse,
     TokenResponse,
+    normalize_email,
 )
 
 # Anonymous endpoints: limited per client address (fincoach/http/ratelimit.py).
@@ -93,8 +100,10 @@ async def _login(
     request: Request, session: SessionDep, settings: SettingsDep, email: str, password: str
 ) -> accounts.IssuedToken:
     """Check the password (throttled per e-mail and client) and issue a token."""
+    email = normalize_email(email)
     check_login_allowed(request, email)
-    user = await accounts.authenticate(session, settings, email, password)
+    with login_slot(request):
+        user = await accounts.authenticate(session, settings, email, password)
     if user is None:
         login_failed(request, email)
         raise InvalidCredentials("Invalid email or password")

@@ -31,10 +31,12 @@ def _session_of(request: Request) -> str | None:
     responses=problem_responses(422, 503),
 )
 async def post_event(
-    body: EventRequest, request: Request, ctx: ContextDep, user: CurrentUser
+    body: EventRequest, request: Request, ctx: ContextDep, user: CurrentUser, session: SessionDep
 ) -> EventAccepted:
     """Record one event; 202 once it is committed."""
-    ((client_id, stored),) = await events.record(ctx, user.id, [body], _session_of(request))
+    ((client_id, stored),) = await events.record(
+        ctx, user.id, [body], _session_of(request), session
+    )
     return EventAccepted(event_id=client_id, stored=stored)
 
 
@@ -45,11 +47,15 @@ async def post_event(
     responses=problem_responses(422, 503),
 )
 async def post_event_batch(
-    body: EventBatchRequest, request: Request, ctx: ContextDep, user: CurrentUser
+    body: EventBatchRequest,
+    request: Request,
+    ctx: ContextDep,
+    user: CurrentUser,
+    session: SessionDep,
 ) -> EventBatchAccepted:
     """Record up to 500 events at once; all are validated first (one bad event rejects the
     batch with a 422 naming it), then 202 once all are committed."""
-    recorded = await events.record(ctx, user.id, body.events, _session_of(request))
+    recorded = await events.record(ctx, user.id, body.events, _session_of(request), session)
     accepted = sum(stored for _, stored in recorded)
     return EventBatchAccepted(
         accepted=accepted,

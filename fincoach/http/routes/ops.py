@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from fincoach import errors
-from fincoach.http.deps import ContextDep
+from fincoach.http.deps import ContextDep, is_ops, require_ops
 from fincoach.http.problems import problem_response
 from fincoach.observability import metrics
 from fincoach.usecases import health
@@ -16,9 +16,15 @@ from schemas.problem import problem_responses
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/models", response_model=ModelsResponse)
+@router.get(
+    "/models",
+    response_model=ModelsResponse,
+    dependencies=[Depends(require_ops)],
+    responses=problem_responses(401),
+)
 async def read_models(ctx: ContextDep) -> ModelsResponse:
-    """The version each model deployment serves and the result of its last swap."""
+    """The version each model deployment serves and the result of its last swap (with the
+    operations token only)."""
     return await health.models(ctx)
 
 
@@ -36,8 +42,11 @@ async def read_health(request: Request, ctx: ContextDep) -> HealthResponse:
     """Database, each model deployment and the bandit actor. 503 with Retry-After while the
     database does not answer, and while starting (until every deployment and the bandit have
     answered once); then 200 (``status`` says "degraded" if a model or the actor does not:
-    answers then use fallbacks)."""
-    return await health.health(ctx, request.app.version)
+    answers then use fallbacks). Without the operations token only that: the status, no
+    component, job or version detail."""
+    if is_ops(request):
+        return await health.health(ctx, request.app.version)
+    return await health.liveness(ctx)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -205,6 +205,7 @@ async def track_transaction_event(
     request: Request,
     ctx: ContextDep,
     user: CurrentUser,
+    session: SessionDep,
     transaction_id: Annotated[str, Query(min_length=1, max_length=64)],
     event_type: Annotated[
         str, Query(min_length=1, max_length=40, description="create, view or analyze")
@@ -221,6 +222,7 @@ async def track_transaction_event(
             "interaction_type": event_type,
         },
         getattr(request.state, "session_id", None),
+        session,
     )
     return TrackedTransactionEvent(
         message="Transaction event tracked successfully",
