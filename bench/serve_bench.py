@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fincoach.cli.supervise import spare_port  # noqa: E402
+from fincoach.cli.preflight import spare_port  # noqa: E402
 
 PYTHON = sys.executable
 FINCOACH = str(Path(sys.executable).parent / "fincoach")

@@ -33,12 +33,12 @@ def _apply_embedded(config: Path) -> bool:
 
     import yaml
 
-    from fincoach.cli import supervise
+    from fincoach.cli import preflight, supervise
 
     port = int((yaml.safe_load(config.read_text()).get("http_options") or {}).get("port", 8000))
     state = supervise.state_dir(port)
     plan_file = state / supervise.PLAN_FILE
-    if supervise.live_supervisor(state) is None or not plan_file.is_file():
+    if preflight.live_supervisor(state) is None or not plan_file.is_file():
         return False
     plan = {**json.loads(plan_file.read_text()), "config": str(config.resolve())}
     result = subprocess.run(

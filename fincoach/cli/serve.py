@@ -24,6 +24,7 @@ from fincoach.cli.common import (
     model_dir_of,
 )
 from fincoach.cli.data import last_monday, load_demo
+from fincoach.cli.preflight import busy_ports, clear_leftovers, live_supervisor, spare_port
 
 if TYPE_CHECKING:
     from models.registry import ModelRegistry
@@ -101,11 +102,11 @@ def preflight(port: int, ports: set[int]) -> Path:
     stale files; then name whatever else holds a port this run needs. Returns the run's state
     directory."""
     state = supervise.state_dir(port)
-    if (pid := supervise.live_supervisor(state)) is not None:
+    if (pid := live_supervisor(state)) is not None:
         fail(f"fincoach serve is already running on :{port} ({supervise.describe(pid)})")
-    for line in supervise.clear_leftovers(state):
+    for line in clear_leftovers(state):
         typer.echo(f"stopped what an earlier run left behind: {line}")
-    busy = supervise.busy_ports(ports)
+    busy = busy_ports(ports)
     if busy:
         fail(
             "cannot serve: "
@@ -176,7 +177,7 @@ def serve_cmd(
     # The replicas read these from the environment the Ray head passes on to its workers.
     os.environ["FINCOACH_MODEL_DIR"] = str(registry.root)
     os.environ["FINCOACH_DATABASE_URL"] = url
-    gcs_port = supervise.free_port()
+    gcs_port = spare_port()
     plan: dict[str, object] = {
         "config": str(config.resolve()),
         "host": host,
@@ -184,7 +185,7 @@ def serve_cmd(
         "node_ip": "127.0.0.1",
         "gcs_port": gcs_port,
         "gcs_address": f"127.0.0.1:{gcs_port}",
-        "agent_port": supervise.free_port(),
+        "agent_port": spare_port(),
         "dashboard": dashboard,
         "dashboard_port": dashboard_port,
         "num_cpus": num_cpus,

@@ -32,7 +32,7 @@ import httpx
 import pytest
 import yaml
 
-from fincoach.cli.supervise import spare_port
+from fincoach.cli.preflight import spare_port
 
 pytestmark = pytest.mark.e2e
 

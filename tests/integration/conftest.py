@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import Select
 
-from fincoach.cli.supervise import spare_port
+from fincoach.cli.preflight import spare_port
 from fincoach.db.engine import make_engine
 from tests.conftest import BACKENDS, OPS_TOKEN, load_recent_users, migrated_database
 

@@ -20,15 +20,8 @@ import httpx
 import pytest
 import yaml
 
-from fincoach.cli.supervise import (
-    cmdline,
-    descendants,
-    port_holders,
-    program,
-    spare_port,
-    start_time,
-    state_dir,
-)
+from fincoach.cli.preflight import port_holders, spare_port
+from fincoach.cli.supervise import cmdline, descendants, program, start_time, state_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

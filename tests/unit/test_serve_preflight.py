@@ -17,15 +17,8 @@ import yaml
 from typer.testing import CliRunner
 
 from fincoach.cli import app
-from fincoach.cli.supervise import (
-    RUN_FILE,
-    busy_ports,
-    clear_leftovers,
-    port_holders,
-    spare_port,
-    start_time,
-    state_dir,
-)
+from fincoach.cli.preflight import busy_ports, clear_leftovers, port_holders, spare_port
+from fincoach.cli.supervise import RUN_FILE, start_time, state_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
