@@ -7,16 +7,13 @@ The Alembic migrations in ``db/migrations`` must stay equal to this metadata (a 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -25,15 +22,23 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     func,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from fincoach.db.columns import (
+    NAMING_CONVENTION,
+    BigId,
+    JSONType,
+    Money,
+    UTCDateTime,
+    finite_money,
+    one_of,
+    signed_money,
+    utcnow,
+)
 from fincoach.features.vocab import (
     EVENT_TYPES,
     GOAL_STATUSES,
@@ -42,54 +47,6 @@ from fincoach.features.vocab import (
     TRANSACTION_KINDS,
     TRANSACTION_TYPES,
 )
-from schemas.limits import MAX_AMOUNT
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware datetime stored in UTC; SQLite has no timezone type, so normalise here."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-# SQLite only auto-increments an INTEGER PRIMARY KEY, so big ids are plain integers there.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-Money = Numeric(14, 2, asdecimal=False)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-def _finite_money(column: str, *, positive: bool = False) -> str:
-    low = f"{column} > 0" if positive else f"{column} >= 0"
-    return f"{low} AND {column} < {MAX_AMOUNT}"
 
 
 class Base(DeclarativeBase):
@@ -127,12 +84,12 @@ class User(TimestampMixin, Base):
 class UserProfile(TimestampMixin, Base):
     __tablename__ = "user_profiles"
     __table_args__ = (
-        CheckConstraint(_finite_money("monthly_income"), name="monthly_income_range"),
+        CheckConstraint(finite_money("monthly_income"), name="monthly_income_range"),
         CheckConstraint(
-            f"opening_balance > -{MAX_AMOUNT} AND opening_balance < {MAX_AMOUNT}",
+            signed_money("opening_balance"),
             name="opening_balance_range",
         ),
-        CheckConstraint(_in("risk_tolerance", RISK_TOLERANCES), name="risk_tolerance_known"),
+        CheckConstraint(one_of("risk_tolerance", RISK_TOLERANCES), name="risk_tolerance_known"),
         CheckConstraint("length(currency) = 3", name="currency_iso"),
     )
 
@@ -160,9 +117,7 @@ class Wallet(TimestampMixin, Base):
 
     __tablename__ = "wallets"
     __table_args__ = (
-        CheckConstraint(
-            f"balance > -{MAX_AMOUNT} AND balance < {MAX_AMOUNT}", name="balance_range"
-        ),
+        CheckConstraint(signed_money("balance"), name="balance_range"),
         CheckConstraint("length(currency) = 3", name="currency_iso"),
     )
 
@@ -178,9 +133,9 @@ class Wallet(TimestampMixin, Base):
 class Goal(TimestampMixin, Base):
     __tablename__ = "goals"
     __table_args__ = (
-        CheckConstraint(_finite_money("target_amount", positive=True), name="target_positive"),
-        CheckConstraint(_finite_money("current_amount"), name="current_range"),
-        CheckConstraint(_in("status", GOAL_STATUSES), name="status_known"),
+        CheckConstraint(finite_money("target_amount", positive=True), name="target_positive"),
+        CheckConstraint(finite_money("current_amount"), name="current_range"),
+        CheckConstraint(one_of("status", GOAL_STATUSES), name="status_known"),
         Index("ix_goals_user_id_status", "user_id", "status"),
     )
 
@@ -199,11 +154,11 @@ class Goal(TimestampMixin, Base):
 class Transaction(TimestampMixin, Base):
     __tablename__ = "transactions"
     __table_args__ = (
-        CheckConstraint(_finite_money("amount", positive=True), name="amount_range"),
-        CheckConstraint(_in("kind", TRANSACTION_KINDS), name="kind_known"),
-        CheckConstraint(_in("transaction_type", TRANSACTION_TYPES), name="type_known"),
+        CheckConstraint(finite_money("amount", positive=True), name="amount_range"),
+        CheckConstraint(one_of("kind", TRANSACTION_KINDS), name="kind_known"),
+        CheckConstraint(one_of("transaction_type", TRANSACTION_TYPES), name="type_known"),
         CheckConstraint(
-            f"balance_after > -{MAX_AMOUNT} AND balance_after < {MAX_AMOUNT}",
+            signed_money("balance_after"),
             name="balance_after_range",
         ),
         Index("ix_transactions_user_id_occurred_at", "user_id", "occurred_at"),
@@ -272,7 +227,7 @@ class RecommendationFeedback(TimestampMixin, Base):
 class BehavioralEvent(TimestampMixin, Base):
     __tablename__ = "behavioral_events"
     __table_args__ = (
-        CheckConstraint(_in("event_type", EVENT_TYPES), name="event_type_known"),
+        CheckConstraint(one_of("event_type", EVENT_TYPES), name="event_type_known"),
         Index("idx_behavioral_events_user_id", "user_id"),
         Index("idx_behavioral_events_event_type", "event_type"),
         Index("idx_behavioral_events_timestamp", "timestamp"),
@@ -376,7 +331,7 @@ class SegmentPeerSnapshot(Base):
 class PredictionCache(Base):
     __tablename__ = "prediction_cache"
     __table_args__ = (
-        CheckConstraint(_in("prediction_type", PREDICTION_TYPES), name="prediction_type_known"),
+        CheckConstraint(one_of("prediction_type", PREDICTION_TYPES), name="prediction_type_known"),
         UniqueConstraint("user_id", "prediction_type", "cache_key", name="uq_prediction_cache_key"),
         Index("idx_prediction_cache_user_type", "user_id", "prediction_type"),
         Index("idx_prediction_cache_expires_at", "expires_at"),
