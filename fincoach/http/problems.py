@@ -29,7 +29,6 @@ _STATUS_CODES = {
     422: errors.VALIDATION_ERROR,
 }
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-_SERVE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 RETRY_AFTER_SECONDS = "5"
 PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 # The detail of the 400 FastAPI raises for a body it cannot decode (fastapi.routing).
@@ -258,11 +257,10 @@ class RequestIdMiddleware:
         state = scope.setdefault("state", {})
         preset = state.get("request_id")
         if preset:
-            # Serve's id (from the client's header, which the hardened HAProxy replaces when
-            # it is not 1-128 safe characters): kept for the logs only if it is sane.
+            # Serve's id, kept so that the proxy, the replicas' logs and the problem bodies all
+            # carry one id; under `fincoach serve` HAProxy has already replaced a client's id
+            # that is not 1-128 safe characters (deployments/controller.py).
             request_id, echo = str(preset), False
-            if not _SERVE_REQUEST_ID.match(request_id):
-                request_id = state["request_id"] = uuid.uuid4().hex
         else:
             incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
             request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex

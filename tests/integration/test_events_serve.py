@@ -108,6 +108,7 @@ async def test_page_views_and_jobs_through_serve(http, serve_app) -> None:
     assert {j["name"] for j in jobs["jobs"]} == {
         "segments",
         "evaluation",
+        "peer_snapshot",
         "cache_cleanup",
         "cache_warm",
     }
