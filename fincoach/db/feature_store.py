@@ -102,8 +102,14 @@ class StoreReport:
 
 
 async def _hold_writers(conn: AsyncConnection) -> None:
+    """Keep writers out of the chunk's rows while it is compared or rebuilt, and read one
+    snapshot: the stored aggregates and the recount must see the same rows. SQLite's driver
+    starts no transaction for a SELECT (each read would be its own snapshot, and a write landing
+    between the two reads looked like drift), so take the write lock explicitly."""
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql("LOCK TABLE transactions, behavioral_events IN SHARE MODE")
+    elif conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _normalise(rows: Sequence[Sequence[Any]]) -> set[tuple[Any, ...]]:
