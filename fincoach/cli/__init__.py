@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fincoach.cli import data, db, jobs, models, serve
+from fincoach.cli import data, db, jobs, model_commands, serve
 
 app = typer.Typer(
     help="FinCoach ML backend: database, demo data, training and serving.",
@@ -17,7 +17,7 @@ app.command("demo-data")(data.demo_data)
 app.command("train")(data.train_cmd)
 app.command("evaluate")(data.evaluate_cmd)
 app.add_typer(jobs.app, name="jobs")
-app.add_typer(models.app, name="models")
+app.add_typer(model_commands.app, name="models")
 app.command("serve")(serve.serve_cmd)
 
 
