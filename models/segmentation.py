@@ -26,8 +26,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from sklearn.mixture import GaussianMixture
 
 from fincoach.features.state import BEHAVIOR_FEATURE_NAMES
 from fincoach.features.vocab import SEGMENT_NAMES
@@ -132,6 +130,11 @@ class Segmenter:
         training user, index into SEGMENT_NAMES, as the simulator knows them) a component takes
         the name of the type most of its users have (Hungarian assignment on the counts);
         without, the name whose prototype its centroid scores best on."""
+        # Imported here, not at the top: the ingress imports this module for keep_segment and
+        # would otherwise carry scikit-learn and SciPy (about 100 MB per replica) unused.
+        from scipy.optimize import linear_sum_assignment
+        from sklearn.mixture import GaussianMixture
+
         arr = _check_X(X, len(BEHAVIOR_FEATURE_NAMES))
         if arr.shape[0] < 5 * self.n_segments:
             raise ValueError(f"need at least {5 * self.n_segments} users, got {arr.shape[0]}")
