@@ -188,6 +188,33 @@ async def personality(
     )
 
 
+# The original API's traits named when a feature passes a threshold: (feature, threshold, score
+# gain, trait, description); the score is min(1, feature x gain).
+_THRESHOLD_TRAITS: tuple[tuple[str, float, float, str, str], ...] = (
+    (
+        "impulse_buying_score",
+        0.3,
+        1.0,
+        "Impulse Buyer",
+        "You tend to make quick purchasing decisions",
+    ),
+    (
+        "category_diversity",
+        0.7,
+        1.0,
+        "Diverse Spender",
+        "You spend across many different categories",
+    ),
+    (
+        "savings_rate",
+        0.2,
+        2.0,
+        "Disciplined Saver",
+        "You consistently save a good portion of your income",
+    ),
+)
+
+
 def _named_traits(m: dict[str, float]) -> list[PersonalityTrait]:
     """The original API's named traits, from scale-free features (volatility is a coefficient
     of variation of weekly spending)."""
@@ -206,30 +233,13 @@ def _named_traits(m: dict[str, float]) -> list[PersonalityTrait]:
             ),
         )
     ]
-    if m["impulse_buying_score"] > 0.3:
-        out.append(
-            PersonalityTrait(
-                trait="Impulse Buyer",
-                description="You tend to make quick purchasing decisions",
-                score=round(min(1.0, m["impulse_buying_score"]), 3),
-            )
+    out.extend(
+        PersonalityTrait(
+            trait=trait, description=description, score=round(min(1.0, m[metric] * gain), 3)
         )
-    if m["category_diversity"] > 0.7:
-        out.append(
-            PersonalityTrait(
-                trait="Diverse Spender",
-                description="You spend across many different categories",
-                score=round(min(1.0, m["category_diversity"]), 3),
-            )
-        )
-    if m["savings_rate"] > 0.2:
-        out.append(
-            PersonalityTrait(
-                trait="Disciplined Saver",
-                description="You consistently save a good portion of your income",
-                score=round(min(1.0, m["savings_rate"] * 2), 3),
-            )
-        )
+        for metric, threshold, gain, trait, description in _THRESHOLD_TRAITS
+        if m[metric] > threshold
+    )
     return out
 
 
