@@ -782,6 +782,70 @@ async def test_password_hashing_runs_off_the_event_loop_with_a_cap(
     assert peak == 2
 
 
+async def test_event_scrubbing_runs_off_the_event_loop(
+    start_app: StartApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of events is scrubbed of personal data in a worker thread: /health keeps
+    answering meanwhile (scrubbing on the loop, with the quadratic card pattern, held an ingress
+    replica for seconds)."""
+    import asyncio
+    import time
+
+    from fincoach.usecases import events
+
+    app = await start_app(cpu_offload_concurrency=1)
+    real_scrub = events.scrub
+
+    def slow_scrub(value: Any) -> Any:
+        time.sleep(0.05)  # a costly scan, blocking whichever thread runs it
+        return real_scrub(value)
+
+    monkeypatch.setattr(events, "scrub", slow_scrub)
+    async with http(app) as c:
+        headers = await register(c, "alice@example.com")
+        assert (await c.get("/health")).status_code in (200, 503)  # its checks warmed up
+        batch = [{"event_type": "search", "event_data": {"query": f"q{i}"}} for i in range(12)]
+        posted = asyncio.create_task(
+            c.post("/events/batch", json={"events": batch}, headers=headers)
+        )
+        await asyncio.sleep(0.05)
+        start = time.perf_counter()
+        health = await c.get("/health")
+        health_s = time.perf_counter() - start
+        answer = await posted
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["accepted"] == 12
+    assert health.status_code in (200, 503)
+    assert health_s < 0.15, health_s  # not behind 12 x 0.05 s of scrubbing
+
+
+async def test_a_burst_of_events_does_not_exhaust_a_small_pool(
+    database_url: str, clean_engine: AsyncEngine, trained_models: str
+) -> None:
+    """More parallel event requests than the pool has connections all answer 202: a request
+    holds one connection at a time (the quota was once read on a second connection, and a
+    burst of requests each holding one and waiting for another waited out the pool)."""
+    import asyncio
+
+    from fincoach.db.engine import make_engine
+
+    small = make_engine(database_url, pool_size=2)  # PostgreSQL: 2 + 2 overflow
+    settings = test_settings(
+        database_url, model_dir=trained_models, rate_limit_per_minute=0, rate_limit_burst=0
+    )
+    app = create_app(settings, engine=small)
+    try:
+        async with app.router.lifespan_context(app), http(app) as c:
+            headers = await register(c, "alice@example.com")
+            burst = [
+                c.post("/events", json={"event_type": "search"}, headers=headers) for _ in range(24)
+            ]
+            answers = await asyncio.wait_for(asyncio.gather(*burst), timeout=20)
+    finally:
+        await small.dispose()
+    assert [r.status_code for r in answers] == [202] * 24, [r.text for r in answers[:3]]
+
+
 # --- issue 14: forwarded addresses and login backoff per (e-mail, address) --------------------
 def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
     from fincoach.http.ratelimit import forwarded_client
