@@ -8,6 +8,7 @@ run (whatever renamed or re-parented itself) and no listening port of it is left
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -39,6 +40,8 @@ class Runs:
     ports: set[int]
     log: Path
     seen: set[tuple[int, int]] = field(default_factory=set)
+    stats_port: int = 0
+    metrics_port: int = 0
 
     def start(self, *, background: bool = False) -> subprocess.Popen[bytes]:
         """`make serve`; ``background``: as a shell starts a background job (`make serve &`
@@ -98,6 +101,53 @@ class Runs:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _listen_addresses(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp writes them) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def _check_the_proxy(runs: Runs, stats_port: int, metrics_port: int) -> None:
+    """What fincoach serve's HAProxy does for the app (issue 14): an X-Request-ID that is not
+    1-128 safe characters is replaced (a valid one kept), a client-sent X-Forwarded-For is not
+    believed (a spray rotating it still meets this address's login limit), and its statistics
+    and metrics listen on 127.0.0.1 only. Every part is checked; the failures are listed."""
+    wrong: list[str] = []
+    safe = re.compile(r"[A-Za-z0-9._-]{1,128}")
+    with httpx.Client(base_url=runs.url, timeout=10) as c:
+        for sent in ("r" * 5000, "<script>alert(1)</script>", "a b"):
+            got = c.get("/health", headers={"X-Request-ID": sent}).headers.get("x-request-id", "")
+            if got == sent or not safe.fullmatch(got):
+                wrong.append(f"X-Request-ID {sent[:30]!r} came back as {got[:30]!r}")
+        kept = c.get("/health", headers={"X-Request-ID": "client-id-1.2_3"})
+        if kept.headers.get("x-request-id") != "client-id-1.2_3":
+            wrong.append(f"a valid X-Request-ID was replaced: {kept.headers.get('x-request-id')}")
+    # From another loopback address: 127.0.0.1 itself counts as a proxy, not limited per address.
+    spray = httpx.HTTPTransport(local_address="127.0.0.5")
+    with httpx.Client(base_url=runs.url, timeout=10, transport=spray) as c:
+        statuses = [
+            c.post(
+                "/auth/token",
+                data={"username": f"nobody{i}@example.com", "password": "wrong-password"},
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},
+            ).status_code
+            for i in range(45)
+        ]
+    # 20 failures per address and ingress replica (2): the 41st try is refused at the latest.
+    if set(statuses[:20]) != {401} or 429 not in statuses[:41]:
+        wrong.append(f"a spray rotating X-Forwarded-For got {statuses}")
+    for port in (stats_port, metrics_port):
+        if _listen_addresses(port) != {"0100007F"}:
+            wrong.append(f"port {port} listens on {_listen_addresses(port)}, not 127.0.0.1 only")
+    assert not wrong, "\n".join(wrong)
+
+
 def _server(pids: list[int]) -> int:
     """The `fincoach serve` process (it became the supervisor, same pid)."""
     (pid,) = [p for p in pids if "supervise.py" in cmdline(p)]
@@ -127,6 +177,7 @@ def runs(tmp_path: Path, trained_models: str) -> Iterator[Runs]:
         }
     )
     r = Runs(env, f"http://127.0.0.1:{port}", {port, stats, metrics}, tmp_path / "serve.log")
+    r.stats_port, r.metrics_port = stats, metrics
     try:
         yield r
     finally:  # whatever a failed test left: by pid, only what these runs started
@@ -146,6 +197,7 @@ def test_make_serve_stops_on_term_to_its_group_or_int_and_starts_again(runs: Run
     assert "ray::ProxyActor" not in programs
     assert not any("dashboard" in cmdline(p) and "agent" not in cmdline(p) for p in pids)
     assert "ray::IDLE" not in programs
+    _check_the_proxy(runs, runs.stats_port, runs.metrics_port)
 
     # A service manager's stop (systemd's default KillMode), a terminal closing: TERM to the
     # whole process group of `make serve`.
