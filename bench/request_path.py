@@ -73,6 +73,7 @@ from bench.serve_bench import (  # noqa: E402
     loadavg,
     machine_jiffies,
     prepare,
+    reap,
     spare_port,
     tree,
     wait_idle,
@@ -599,14 +600,7 @@ def stop_server(
             killed.append(f"supervisor {server.proc.pid} (SIGKILL after {grace:.0f} s)")
             server.proc.kill()
             server.proc.wait(10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p, s) for p, s in snapshot):
-            time.sleep(0.5)
-        for (pid, start), (label, _) in snapshot.items():
-            if _alive(pid, start):
-                killed.append(f"{label} pid {pid}")
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        killed += reap(snapshot, term=False)
         killed += server.stop(5)  # closes the log; nothing left to signal
     if not isinstance(server, PeerServer):
         from fincoach.cli.supervise import state_dir

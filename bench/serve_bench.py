@@ -184,6 +184,30 @@ def _alive(pid: int, start: int) -> bool:
     return st is not None and st[2] == start
 
 
+def reap(
+    snapshot: dict[tuple[int, int], tuple[str, float]], *, wait_s: float = 10.0, term: bool = True
+) -> list[str]:
+    """Wait up to ``wait_s`` for every process of ``snapshot`` (from ``tree``) to end, then
+    signal what is left, by pid: SIGTERM and, 2 s later, SIGKILL (``term``), or SIGKILL at once.
+    Returns what had to be signalled."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(_alive(p, s) for p, s in snapshot):
+        time.sleep(0.5)
+    left = [
+        (pid, start, label) for (pid, start), (label, _) in snapshot.items() if _alive(pid, start)
+    ]
+    for pid, _, _ in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM if term else signal.SIGKILL)
+    if left and term:
+        time.sleep(2)
+        for pid, start, _ in left:
+            if _alive(pid, start):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    return [f"{label} pid {pid}" for pid, _, label in left]
+
+
 class Server:
     """A server child process (this script with --child), stopped by pid with its whole tree."""
 
@@ -239,19 +263,7 @@ class Server:
                 killed.append(f"{self.setup} child {self.proc.pid} (SIGKILL after {grace:.0f} s)")
                 self.proc.kill()
                 self.proc.wait(10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p, s) for p, s in snapshot):
-            time.sleep(0.5)
-        for (pid, start), (label, _) in snapshot.items():
-            if _alive(pid, start):
-                killed.append(f"{label} pid {pid}")
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-        time.sleep(2 if killed else 0)
-        for pid, start in snapshot:
-            if _alive(pid, start):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        killed += reap(snapshot)
         self._log.close()
         return killed
 
