@@ -111,7 +111,7 @@ def p99(times: list[float]) -> float:
     return statistics.quantiles(times, n=100)[98] if len(times) >= 2 else max(times or [0.0])
 
 
-async def scrub_and_hashing(t: Target) -> None:
+async def scrub_and_hashing(t: Target, attacker_address: str = "127.0.0.3") -> None:
     async with t.client() as c:
         _, h = await t.register(c, "scrub")
         text = ("1 " * 4100)[:8000] + "1.5"
@@ -127,7 +127,7 @@ async def scrub_and_hashing(t: Target) -> None:
         r.status_code == 202 and took < 1000,
     )
 
-    async with t.client() as probe, t.client("127.0.0.3") as attacker:
+    async with t.client() as probe, t.client(attacker_address) as attacker:
         stop = asyncio.Event()
         watcher = asyncio.create_task(health_p99(probe, stop))
         await asyncio.sleep(0.3)
@@ -468,12 +468,18 @@ async def main() -> int:
     parser.add_argument("--stats-port", type=int, default=8404)
     parser.add_argument("--metrics-port", type=int, default=9101)
     parser.add_argument("--only", default="", help="comma-separated step numbers (1-10)")
+    parser.add_argument(
+        "--login-burst-from",
+        default="127.0.0.3",
+        help="Source address of row 2b's failed logins (a fresh one per repeat: each address's "
+        "failures count for 15 minutes)",
+    )
     args = parser.parse_args()
     only = {int(n) for n in args.only.split(",") if n.strip()}
     t = Target(args.url, args.ops_token)
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("1. forged token", lambda: forged_token(t)),
-        ("2. scrubbing and hashing", lambda: scrub_and_hashing(t)),
+        ("2. scrubbing and hashing", lambda: scrub_and_hashing(t, args.login_burst_from)),
         ("3. peer differencing", lambda: peer_differencing(t)),
         ("4. forwarded addresses and lockout", lambda: forwarded_and_lockout(t)),
         ("5. prediction cache", lambda: prediction_cache(t)),
