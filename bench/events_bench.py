@@ -125,7 +125,8 @@ class Server:
         self.port = spare_port()
         self.base = f"http://127.0.0.1:{self.port}"
         code = (
-            "import uvicorn; from api.app import create_app; from config import get_settings; "
+            "import uvicorn; from fincoach.http.app import create_app; "
+            "from fincoach.config import get_settings; "
             f"uvicorn.run(create_app(get_settings()), host='127.0.0.1', port={self.port}, "
             "log_level='warning', access_log=False)"
         )
