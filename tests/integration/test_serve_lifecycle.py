@@ -7,6 +7,7 @@ run (whatever renamed or re-parented itself) and no listening port of it is left
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -184,6 +185,13 @@ def runs(tmp_path: Path, trained_models: str) -> Iterator[Runs]:
         for pid, started in r.seen:
             if start_time(pid) == started:
                 os.kill(pid, signal.SIGKILL)
+        # and what started after the last look (an HAProxy that a reload started names the
+        # run's directory on its command line)
+        run_dir = f"{state_dir(port)}/"
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and run_dir in cmdline(int(entry)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry), signal.SIGKILL)
         shutil.rmtree(state_dir(port), ignore_errors=True)
 
 
