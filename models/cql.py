@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from models.errors import NotFittedError
 from models.qnet import (
     Adam,
     FloatArray,
@@ -44,10 +45,6 @@ ProgressCallback = Callable[[int, Mapping[str, float]], None]
 # A feature whose std is below this is treated as constant (scale 1), as scikit-learn's
 # StandardScaler does; flooring it at a tiny value would blow up any unseen value at serving.
 _STD_FLOOR = 1e-8
-
-
-class NotFittedError(ValueError, AttributeError):
-    """Raised when a model is used before ``fit``; same bases as scikit-learn's NotFittedError."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,11 +41,11 @@ from itertools import product
 from typing import Any, Final
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 from fincoach.features.forecast_groups import GROUP_OF_CATEGORY, GROUPS
 from fincoach.features.recurring import Recurring, find_recurring
 from fincoach.features.spending import N_SPENDING, SpendingHistory
+from models.errors import NotFittedError
 from models.forecast_paths import (
     add_recurring,
     own_half_life,

@@ -23,12 +23,6 @@ from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import expit
-from sklearn.base import BaseEstimator
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import check_is_fitted
 
 from fincoach.features.goals import (
     GOAL_FEATURE_INDEX,
@@ -38,11 +32,23 @@ from fincoach.features.goals import (
     goal_features,
     goal_features_batch,
 )
+from models.errors import NotFittedError
 from models.goal_risks import MIN_IMPACT, risk_rules
 
 _F = GOAL_FEATURE_INDEX
 _GRID = 65  # points per pass of the weekly-saving search ...
 _PASSES = 4  # ... each pass narrows the bracket 64-fold, down to half a cent
+
+
+def expit(x: Any) -> np.ndarray:
+    """The logistic function, without overflow for large ``|x|``."""
+    out: np.ndarray = np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=float)))
+    return out
+
+
+def _check_fitted(model: object, attribute: str) -> None:
+    if not hasattr(model, attribute):
+        raise NotFittedError(f"{type(model).__name__} is not fitted yet; call fit() first")
 
 
 def _check_X(X: Any) -> np.ndarray:
@@ -71,7 +77,7 @@ def _check_y(y: Any, n: int) -> np.ndarray:
     return labels
 
 
-class GoalProbabilityModel(BaseEstimator):
+class GoalProbabilityModel:
     """Calibrated probability of reaching a goal by its date (see the module docstring).
 
     A logistic regression on three columns: ``net_z`` (the normal approximation of the saving
@@ -80,6 +86,9 @@ class GoalProbabilityModel(BaseEstimator):
     comes out negative is dropped and the rest refitted), so the probability never falls when
     more is saved or planned. ``sample_weight`` lets the caller balance data sources (the
     simulator's many goals and the few real cut-offs).
+
+    The fitted model is plain arrays (``coef_``, ``intercept_``): the forecasting replica that
+    unpickles it needs no scikit-learn, which costs about 90 MB of memory per process.
     """
 
     def __init__(self, C: float = 1.0, max_iter: int = 1000) -> None:
@@ -98,6 +107,8 @@ class GoalProbabilityModel(BaseEstimator):
 
     def fit(self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None) -> Self:
         """Fit; ``groups`` is accepted for the call shape of the peers and ignored."""
+        from sklearn.linear_model import LogisticRegression
+
         arr = _check_X(X)
         labels = _check_y(y, arr.shape[0])
         design = self._design(arr)
@@ -112,7 +123,8 @@ class GoalProbabilityModel(BaseEstimator):
                 break
             used.remove(min(wrong, key=lambda k: coef[k]))
         self.columns_ = np.array(used)
-        self.calibrator_ = model
+        self.coef_ = np.asarray(model.coef_[0], dtype=float)
+        self.intercept_ = float(model.intercept_[0])
         self.reference_ = np.median(arr[labels == 1], axis=0)
         self.n_features_in_ = arr.shape[1]
         self.fitted_method_ = "calibrated_normal"
@@ -120,9 +132,21 @@ class GoalProbabilityModel(BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(n,) probability that each goal is reached by its date."""
-        check_is_fitted(self, "fitted_method_")
+        _check_fitted(self, "fitted_method_")
         design = self._design(_check_X(X))[:, self.columns_]
-        return self.calibrator_.predict_proba(design)[:, 1]
+        return expit(design @ self.coef_ + self.intercept_)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # An artifact saved before the model kept plain arrays holds the scikit-learn
+        # LogisticRegression itself: take its weights, so both kinds answer the same.
+        calibrator = state.pop("calibrator_", None)
+        if calibrator is not None:
+            state["coef_"] = np.asarray(calibrator.coef_[0], dtype=float)
+            state["intercept_"] = float(calibrator.intercept_[0])
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return f"GoalProbabilityModel(C={self.C!r}, max_iter={self.max_iter!r})"
 
     def predict(self, X: Any) -> np.ndarray:
         """(n,) 1 where the goal is more likely reached than not."""
@@ -141,7 +165,7 @@ class GoalProbabilityModel(BaseEstimator):
         still show. Risks with an impact below MIN_IMPACT are left out, so a goal that is
         safely on track has none; the rest are ordered by impact, then by rule order.
         """
-        check_is_fitted(self, "fitted_method_")
+        _check_fitted(self, "fitted_method_")
         if top < 1:
             raise ValueError("top must be >= 1")
         row = _check_X(x)
@@ -201,7 +225,7 @@ class GoalProbabilityModel(BaseEstimator):
         so a grid over [recent saving, bound] is narrowed around its first point that reaches
         the target, down to the cent: the answer reaches the target and one cent less does not.
         """
-        check_is_fitted(self, "fitted_method_")
+        _check_fitted(self, "fitted_method_")
         if not 0.0 < target_probability < 1.0:
             raise ValueError("target_probability must be in (0, 1)")
         if max_coverage <= 0:
@@ -261,7 +285,7 @@ class GoalProbabilityModel(BaseEstimator):
         return float(cents[ok[0]]) if ok.size else None
 
 
-class LogisticGoalBaseline(BaseEstimator):
+class LogisticGoalBaseline:
     """The peer: logistic regression on standardized goal features.
 
     With ``monotonic=True`` (the stacked model's part) a feature whose coefficient takes the
@@ -276,6 +300,10 @@ class LogisticGoalBaseline(BaseEstimator):
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> Self:
         """Fit; ``groups`` is accepted for the same call shape and ignored."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         arr = _check_X(X)
         labels = _check_y(y, arr.shape[0])
         direction = np.asarray(GOAL_FEATURE_MONOTONIC, dtype=float)
@@ -288,15 +316,16 @@ class LogisticGoalBaseline(BaseEstimator):
             if not self.monotonic or wrong.min() >= 0 or used.size == 1:
                 break
             used = np.delete(used, int(np.argmin(wrong)))
-        self.pipeline_: Pipeline = pipeline
+        self.pipeline_ = pipeline
         self.features_used_ = used
         self.n_features_in_ = arr.shape[1]
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
         """(n,) log-odds that each goal is reached."""
-        check_is_fitted(self, "pipeline_")
-        return self.pipeline_.decision_function(_check_X(X)[:, self.features_used_])
+        _check_fitted(self, "pipeline_")
+        decision: np.ndarray = self.pipeline_.decision_function(_check_X(X)[:, self.features_used_])
+        return decision
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(n,) probability that each goal is reached by its date."""

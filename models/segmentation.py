@@ -23,6 +23,7 @@ does not depend on the currency unit nor on app usage.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,37 @@ def _prototype_matrix() -> np.ndarray:
     return weights
 
 
+@dataclass(frozen=True)
+class DiagonalMixture:
+    """A fitted Gaussian mixture with diagonal covariances, as plain arrays: what serving needs
+    of scikit-learn's GaussianMixture (its posteriors), so the segmentation replica that
+    unpickles the model does not load scikit-learn (about 90 MB of memory per process)."""
+
+    weights: np.ndarray  # (k,)
+    means: np.ndarray  # (k, d)
+    precisions_cholesky: np.ndarray  # (k, d): 1 / standard deviation, per component and feature
+
+    @classmethod
+    def of(cls, mixture: Any) -> DiagonalMixture:
+        """The arrays of a fitted ``GaussianMixture(covariance_type="diag")``."""
+        return cls(
+            weights=np.array(mixture.weights_, dtype=float),
+            means=np.array(mixture.means_, dtype=float),
+            precisions_cholesky=np.array(mixture.precisions_cholesky_, dtype=float),
+        )
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, k) posterior of each component, computed as GaussianMixture.predict_proba does."""
+        prec = self.precisions_cholesky
+        log_det = np.log(prec).sum(axis=1)  # (k,)
+        z = (X[:, None, :] - self.means[None, :, :]) * prec[None, :, :]  # (n, k, d)
+        log_prob = -0.5 * (X.shape[1] * np.log(2 * np.pi) + (z * z).sum(axis=2)) + log_det
+        weighted = log_prob + np.log(self.weights)
+        weighted -= weighted.max(axis=1, keepdims=True)
+        out: np.ndarray = np.exp(weighted)
+        return out / out.sum(axis=1, keepdims=True)
+
+
 def _check_X(X: Any, n_features: int) -> np.ndarray:
     arr = np.asarray(X, dtype=float)
     if arr.ndim == 1:
@@ -162,7 +194,9 @@ class Segmenter:
         order = np.empty(self.n_segments, dtype=int)
         order[names] = components  # segment id -> mixture component
         self.mean_, self.scale_ = mean, scale
-        self.mixture_ = mixture
+        # Diagonal (the default): kept as plain arrays; another covariance type keeps the
+        # scikit-learn object, which then loads scikit-learn wherever the model is unpickled.
+        self.mixture_ = DiagonalMixture.of(mixture) if self.covariance_type == "diag" else mixture
         self.component_of_segment_ = order
         self.centroids_ = mixture.means_[order] * scale + mean
         self.name_scores_ = scores[order]

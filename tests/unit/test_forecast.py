@@ -10,7 +10,6 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
 
 from fincoach.features.frames import TransactionFrame
 from fincoach.features.recurring import find_recurring
@@ -21,6 +20,7 @@ from fincoach.training.forecast_data import simulator_cutoffs
 from fincoach.training.forecast_eval import evaluate
 from fincoach.training.forecast_metrics import ForecastScorer, history_scale, peer_forecasts
 from fincoach.training.simulator import Population, SimConfig, simulate
+from models.errors import NotFittedError
 from models.forecast import SpendingForecaster
 
 BILLS = SPENDING_CATEGORIES.index("bills")

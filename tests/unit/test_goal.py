@@ -8,7 +8,6 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
 
 from fincoach.features.goals import (
     GOAL_FEATURE_INDEX,
@@ -21,6 +20,7 @@ from fincoach.features.goals import (
 )
 from fincoach.training.goal_eval import evaluate, goal_dataset, observation_weeks_for, scores
 from fincoach.training.simulator import INCOME_IDX, SAVINGS_IDX, Population, SimConfig, simulate
+from models.errors import NotFittedError
 from models.goal import GoalProbabilityModel, LogisticGoalBaseline
 
 
@@ -220,7 +220,7 @@ def test_model_predicts_probabilities_of_the_right_shape(fitted: dict[str, Any])
     assert set(np.unique(model.predict(X_test))) <= {0, 1}
     assert model.n_features_in_ == N_GOAL_FEATURES
     # The saving columns (net_z, log_coverage) never take a negative weight.
-    weights = dict(zip(model.columns_, model.calibrator_.coef_[0], strict=True))
+    weights = dict(zip(model.columns_, model.coef_, strict=True))
     assert all(weights[k] >= 0 for k in (0, 1) if k in weights) and 0 in weights
 
 
@@ -394,3 +394,26 @@ def test_scores_match_hand_computed_values() -> None:
     assert s["brier"] == pytest.approx((0.01 + 0.36 + 0.09 + 0.0025) / 4)
     # Bins 0.1, 0.6, 0.7, 0.9 hold one row each: |0-0.1| + |0-0.6| + |1-0.7| + |1-0.95|.
     assert s["ece"] == pytest.approx((0.1 + 0.6 + 0.3 + 0.05) / 4)
+
+
+def test_the_served_model_is_plain_arrays_and_matches_scikit_learn(fitted: dict[str, Any]) -> None:
+    """The calibration is kept as weights (no scikit-learn at serving) and answers as the
+    LogisticRegression it came from; an artifact saved with that object still loads."""
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, X_test = fitted["X"], fitted["y"], fitted["X_test"]
+    model = GoalProbabilityModel().fit(X, y)
+    assert not any(type(v).__module__.startswith("sklearn") for v in vars(model).values())
+    design = GoalProbabilityModel._design
+    lr = LogisticRegression(C=model.C, max_iter=model.max_iter)
+    lr.fit(design(X)[:, model.columns_], y)
+    expected = lr.predict_proba(design(X_test)[:, model.columns_])[:, 1]
+    np.testing.assert_allclose(model.predict_proba(X_test), expected, rtol=1e-6, atol=1e-9)
+    old = {k: v for k, v in vars(model).items() if k not in ("coef_", "intercept_")}
+    old["calibrator_"] = lr
+    restored = pickle.loads(pickle.dumps(model))
+    restored.__setstate__(old)
+    np.testing.assert_allclose(restored.predict_proba(X_test), expected, rtol=1e-6, atol=1e-9)
+    assert not hasattr(restored, "calibrator_")

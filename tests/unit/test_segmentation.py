@@ -126,3 +126,23 @@ def test_segment_is_the_same_in_another_currency_unit_and_with_more_clicks(
         for other in (behavior_features(scaled), behavior_features(clicked)):
             np.testing.assert_allclose(other, base, rtol=1e-9, atol=1e-12)
             assert model.assign(other)[:2] == model.assign(base)[:2]
+
+
+def test_the_served_mixture_gives_scikit_learns_posteriors(data) -> None:
+    """The fitted mixture is kept as arrays (no scikit-learn at serving); its posteriors are
+    GaussianMixture's own, far into the tails too."""
+    from sklearn.mixture import GaussianMixture
+
+    from models.segmentation import DiagonalMixture
+
+    train_X, test_X, _, _ = data
+    z = (train_X - train_X.mean(axis=0)) / train_X.std(axis=0)
+    mixture = GaussianMixture(5, covariance_type="diag", random_state=0).fit(z)
+    probe = np.vstack([(test_X - train_X.mean(axis=0)) / train_X.std(axis=0), z[:5] * 40.0])
+    np.testing.assert_allclose(
+        DiagonalMixture.of(mixture).predict_proba(probe), mixture.predict_proba(probe), atol=1e-9
+    )
+    model = Segmenter().fit(train_X)
+    assert isinstance(model.mixture_, DiagonalMixture)
+    full = Segmenter(covariance_type="full").fit(train_X)  # kept as scikit-learn's object
+    assert full.predict_proba(test_X).shape == (len(test_X), 5)
