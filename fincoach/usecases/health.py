@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 import weakref
+from dataclasses import dataclass
 
 from sqlalchemy import text
 
@@ -26,29 +29,66 @@ async def models(ctx: Context) -> ModelsResponse:
 
 
 # An anonymous caller gets the status of a full check at most this old: polling /health (or a
-# flood of it) costs the deployments and the bandit one call a second per process.
+# flood of it) costs the deployments and the bandit one call a second per process ...
 LIVENESS_TTL_S = 1.0
-_LAST: weakref.WeakKeyDictionary[ModelClients, tuple[float, HealthResponse]] = (
-    weakref.WeakKeyDictionary()
-)
+# ... and does not wait for that check while the last one said 200 less than this long ago: the
+# check runs in the background and the probe gets the last answer (stale-while-revalidate), so
+# a probe's latency is the event loop's, not that of four calls across a busy machine.
+LIVENESS_MAX_STALE_S = 5.0
+
+
+@dataclass
+class _Liveness:
+    answer: HealthResponse | None = None  # the last check's 200 answer (None: none, or a 503)
+    at: float = -math.inf  # when it was made (time.monotonic())
+    check: asyncio.Task[HealthResponse] | None = None  # the check running now
+
+
+_LIVENESS: weakref.WeakKeyDictionary[ModelClients, _Liveness] = weakref.WeakKeyDictionary()
 
 
 async def liveness(ctx: Context) -> HealthResponse:
     """What an anonymous caller learns: the same 200/503 as ``health``, with the status only
-    (no component, version, job or user detail; a 503 says "starting" or "unavailable")."""
-    last = _LAST.get(ctx.models)
-    if last is not None and time.monotonic() - last[0] < LIVENESS_TTL_S:
-        return last[1]
+    (no component, version, job or user detail; a 503 says "starting" or "unavailable").
+
+    One check at a time per process, shared by the callers that arrive meanwhile. A caller
+    waits for it only when there is no 200 answer younger than LIVENESS_MAX_STALE_S: while
+    starting, after a 503, or when checks hang."""
+    state = _LIVENESS.setdefault(ctx.models, _Liveness())
+    age = time.monotonic() - state.at
+    if state.answer is not None and age < LIVENESS_TTL_S:
+        return state.answer
+    if state.check is None:
+        state.check = asyncio.create_task(_check_liveness(ctx, state))
+        state.check.add_done_callback(_retrieve)
+    if state.answer is not None and age < LIVENESS_MAX_STALE_S:
+        return state.answer
+    return await asyncio.shield(state.check)
+
+
+async def _check_liveness(ctx: Context, state: _Liveness) -> HealthResponse:
     try:
         full = await health(ctx, "")
     except ServiceUnavailable as exc:
+        state.answer, state.at = None, time.monotonic()
         starting = str(exc.detail).startswith("starting")
         raise ServiceUnavailable(
             "starting" if starting else "unavailable", headers=exc.headers
         ) from None
-    answer = HealthResponse(status=full.status)
-    _LAST[ctx.models] = (time.monotonic(), answer)
-    return answer
+    except BaseException:
+        state.answer = None
+        raise
+    finally:
+        state.check = None
+    state.answer, state.at = HealthResponse(status=full.status), time.monotonic()
+    return state.answer
+
+
+def _retrieve(task: asyncio.Task[HealthResponse]) -> None:
+    # A check nobody waited for (its answer went to later callers) may end in a 503 or an
+    # error; reading it here keeps asyncio from logging "exception was never retrieved".
+    if not task.cancelled():
+        task.exception()
 
 
 async def health(ctx: Context, version: str) -> HealthResponse:
