@@ -25,9 +25,11 @@ class BanditStatsActor:
         self, algorithm: str = "thompson", database_url: str | None = None, seed: int = 0
     ) -> None:
         from fincoach.config import get_settings
+        from fincoach.observability.heap import freeze_startup_heap
 
         self._book = BanditBook(database_url or get_settings().database_url, algorithm, seed)
         await self._book.rebuild()
+        freeze_startup_heap()  # every request asks this actor: no full scans of Ray's heap
 
     async def select(self, segment: str) -> str:
         return await self._book.select(segment)

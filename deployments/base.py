@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fincoach.observability import metrics
+from fincoach.observability.heap import freeze_startup_heap
 from models.registry import ModelRegistry
 from models.serving import ModelService
 
@@ -38,6 +39,7 @@ class ModelDeployment:
         for report in self._service.apply():
             if not report.ok:
                 logger.warning("could not load %s: %s", report.name, report.error)
+        freeze_startup_heap()  # Ray, Serve and the models: no full scans of them per request
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Swap to the versions in ``{"versions": {name: version}}``; a version that fails

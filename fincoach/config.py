@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     cache_ttl_segment_s: float = Field(default=24 * 3600, gt=0)
     cache_ttl_recommendation_s: float = Field(default=3600, gt=0)
 
+    # Move the start-up heap out of the garbage collector's full scans once the app has started
+    # (fincoach/observability/heap.py): no 100+ ms collection pauses in the middle of requests.
+    gc_freeze_on_start: bool = True
+
     # Background jobs (segments, evaluation, cache cleanup and warming) run by the serving app.
     jobs_enabled: bool = True
     jobs_tick_s: float = Field(default=30.0, gt=0)

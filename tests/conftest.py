@@ -47,6 +47,9 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
         "password_hash_memory_kib": 1024,
         "max_body_bytes": 64 * 1024,
         "jobs_enabled": False,  # tests run jobs explicitly
+        # Each app start would freeze the whole test process's heap (tests/api/test_health_
+        # readiness.py turns it on and checks it).
+        "gc_freeze_on_start": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ from fincoach.http.routes import (
     wallet,
 )
 from fincoach.jobs.scheduler import JobScheduler
+from fincoach.observability.heap import freeze_startup_heap
 from fincoach.observability.logs import configure_logging
 from fincoach.usecases.clients import ModelClients
 from fincoach.usecases.context import open_context
@@ -69,6 +70,8 @@ def create_app(
             scheduler = JobScheduler(ctx, tick_s=cfg.jobs_tick_s) if cfg.jobs_enabled else None
             if scheduler is not None:
                 scheduler.start()
+            if cfg.gc_freeze_on_start:
+                freeze_startup_heap()
             try:
                 yield
             finally:
