@@ -116,28 +116,24 @@ def _failed_login(i: int) -> dict[str, str]:
     return {"username": f"nobody{i}@attack.example", "password": "wrong-password"}
 
 
-# Row 2b's attacker, run as a process of its own: argv url, source address, count; it prints
-# "ready" once connected, fires its failed logins when a line arrives on stdin, and prints
-# their status codes as JSON.
-_BURST = """
-import asyncio, json, sys
-import httpx
-
-async def main(url, source, n):
-    transport = httpx.AsyncHTTPTransport(local_address=source)
-    async with httpx.AsyncClient(base_url=url, timeout=60, transport=transport) as c:
+async def burst_child(url: str, source: str, n: str) -> None:
+    """Row 2b's attacker, run as a process of its own (``_BURST``): prints "ready" once
+    connected, fires ``n`` failed logins from ``source`` when a line arrives on stdin, and
+    prints their status codes as JSON."""
+    async with Target(url, "").client(source) as c:
         await c.get("/health")
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        answers = await asyncio.gather(*(
-            c.post("/auth/token", data={"username": f"nobody{i}@attack.example",
-                                        "password": "wrong-password"})
-            for i in range(n)
-        ))
+        answers = await asyncio.gather(
+            *(c.post("/auth/token", data=_failed_login(i)) for i in range(int(n)))
+        )
     print(json.dumps([r.status_code for r in answers]), flush=True)
 
-asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
-"""
+
+_BURST = (
+    f"import asyncio, sys; sys.path.insert(0, {str(ROOT)!r}); "
+    "from bench.attack import burst_child; asyncio.run(burst_child(*sys.argv[1:]))"
+)
 
 
 async def scrub_and_hashing(

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from models.errors import NotFittedError
+from models.errors import NotFittedError, check_fitted
 from models.qnet import (
     Adam,
     FloatArray,
@@ -291,8 +291,7 @@ class CqlAgent(_DiscretePolicy):
         return self
 
     def _check_is_fitted(self) -> None:
-        if not hasattr(self, "coefs_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit() first")
+        check_fitted(self, "coefs_")
 
     def q_values(self, states: ArrayLike) -> FloatArray:
         """Q(s, a) for every action, shape (n, n_actions), float64."""
@@ -380,8 +379,7 @@ class BehaviorCloning(_DiscretePolicy):
 
     def decision_function(self, states: ArrayLike) -> FloatArray:
         """Per-action logits, shape (n, n_actions)."""
-        if not hasattr(self, "coef_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit() first")
+        check_fitted(self, "coef_")
         x = check_states(states, self.n_features_in_)
         out: FloatArray = ((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
         return out

@@ -45,7 +45,7 @@ import numpy as np
 from fincoach.features.forecast_groups import GROUP_OF_CATEGORY, GROUPS
 from fincoach.features.recurring import Recurring, find_recurring
 from fincoach.features.spending import N_SPENDING, SpendingHistory
-from models.errors import NotFittedError
+from models.errors import check_fitted
 from models.forecast_paths import (
     add_recurring,
     own_half_life,
@@ -254,8 +254,7 @@ class SpendingForecaster:
 
     def forecast(self, history: Any, horizon: int) -> Forecast:
         """Quantiles per category and of the total for the ``horizon`` weeks after ``history``."""
-        if not self.is_fitted:
-            raise NotFittedError("SpendingForecaster is not fitted yet; call fit() first")
+        check_fitted(self, "bank_")
         horizon = check_horizon(horizon)
         spending = as_history(history)
         part = _residual(spending)

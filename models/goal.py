@@ -32,7 +32,7 @@ from fincoach.features.goals import (
     goal_features,
     goal_features_batch,
 )
-from models.errors import NotFittedError
+from models.errors import check_fitted
 from models.goal_risks import MIN_IMPACT, risk_rules
 
 _F = GOAL_FEATURE_INDEX
@@ -44,11 +44,6 @@ def expit(x: Any) -> np.ndarray:
     """The logistic function, without overflow for large ``|x|``."""
     out: np.ndarray = np.exp(-np.logaddexp(0.0, -np.asarray(x, dtype=float)))
     return out
-
-
-def _check_fitted(model: object, attribute: str) -> None:
-    if not hasattr(model, attribute):
-        raise NotFittedError(f"{type(model).__name__} is not fitted yet; call fit() first")
 
 
 def _check_X(X: Any) -> np.ndarray:
@@ -132,7 +127,7 @@ class GoalProbabilityModel:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(n,) probability that each goal is reached by its date."""
-        _check_fitted(self, "fitted_method_")
+        check_fitted(self, "fitted_method_")
         design = self._design(_check_X(X))[:, self.columns_]
         return expit(design @ self.coef_ + self.intercept_)
 
@@ -165,7 +160,7 @@ class GoalProbabilityModel:
         still show. Risks with an impact below MIN_IMPACT are left out, so a goal that is
         safely on track has none; the rest are ordered by impact, then by rule order.
         """
-        _check_fitted(self, "fitted_method_")
+        check_fitted(self, "fitted_method_")
         if top < 1:
             raise ValueError("top must be >= 1")
         row = _check_X(x)
@@ -225,7 +220,7 @@ class GoalProbabilityModel:
         so a grid over [recent saving, bound] is narrowed around its first point that reaches
         the target, down to the cent: the answer reaches the target and one cent less does not.
         """
-        _check_fitted(self, "fitted_method_")
+        check_fitted(self, "fitted_method_")
         if not 0.0 < target_probability < 1.0:
             raise ValueError("target_probability must be in (0, 1)")
         if max_coverage <= 0:
@@ -323,7 +318,7 @@ class LogisticGoalBaseline:
 
     def decision_function(self, X: Any) -> np.ndarray:
         """(n,) log-odds that each goal is reached."""
-        _check_fitted(self, "pipeline_")
+        check_fitted(self, "pipeline_")
         decision: np.ndarray = self.pipeline_.decision_function(_check_X(X)[:, self.features_used_])
         return decision
 

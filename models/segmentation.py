@@ -30,6 +30,7 @@ import numpy as np
 
 from fincoach.features.state import BEHAVIOR_FEATURE_NAMES
 from fincoach.features.vocab import SEGMENT_NAMES
+from models.qnet import softmax
 
 # Prototype of each name: weights over standardized features (BEHAVIOR_FEATURE_NAMES). A
 # component's score for a name is the weighted sum of its centroid's z-scores.
@@ -121,10 +122,7 @@ class DiagonalMixture:
         log_det = np.log(prec).sum(axis=1)  # (k,)
         z = (X[:, None, :] - self.means[None, :, :]) * prec[None, :, :]  # (n, k, d)
         log_prob = -0.5 * (X.shape[1] * np.log(2 * np.pi) + (z * z).sum(axis=2)) + log_det
-        weighted = log_prob + np.log(self.weights)
-        weighted -= weighted.max(axis=1, keepdims=True)
-        out: np.ndarray = np.exp(weighted)
-        return out / out.sum(axis=1, keepdims=True)
+        return softmax(log_prob + np.log(self.weights))
 
 
 def _check_X(X: Any, n_features: int) -> np.ndarray:
