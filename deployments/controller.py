@@ -11,6 +11,7 @@ tests/integration checks that no ProxyActor runs and that requests are answered.
 
 from __future__ import annotations
 
+import json
 import logging
 
 logger = logging.getLogger("ray.serve")
@@ -34,8 +35,36 @@ def no_fallback_proxy() -> None:
 # - X-Forwarded-For is replaced by the address HAProxy saw, so that a client cannot name its
 #   own (the app believes the header only from FINCOACH_TRUSTED_PROXIES, loopback here);
 # - an X-Request-ID that is not 1-128 safe characters is replaced by a fresh one (Serve uses
-#   the header as the request id and echoes it back).
+#   the header as the request id and echoes it back);
+# - what HAProxy answers itself is the app's problem JSON with the right status: 503 with
+#   Retry-After while the application is not deployed yet (Serve's 404 "Path not found", for
+#   every path, during the first seconds of a start) or has no ingress replica up (Serve's
+#   errorfile turns that into a plain-text 500), 502 and 504 for a replica that failed or timed
+#   out (also 500 in Serve's). The application is served at "/", so the default backend only
+#   answers while it is not deployed.
 FRONTEND_BIND = "    bind {{ config.frontend_host }}:{{ config.frontend_port }}\n"
+
+
+def _problem(status: int, title: str, code: str, detail: str, retry_after: int = 0) -> str:
+    """HAProxy arguments answering the app's problem+json body (problems.problem_response): the
+    path and the request id filled in by HAProxy, the body's quotes escaped for its config."""
+    fields = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    fields |= {"instance": "<path>", "code": code, "request_id": "<id>"}
+    body = json.dumps(fields, separators=(",", ":")).replace('"', '\\"')
+    body = body.replace("<path>", "%[path,json(utf8s)]").replace("<id>", REQUEST_ID)
+    args = f'status {status} content-type application/problem+json lf-string "{body}"'
+    args += f" hdr x-request-id {REQUEST_ID} hdr cache-control no-store"
+    return args + (f" hdr retry-after {retry_after}" if retry_after else "")
+
+
+REQUEST_ID = "%[req.hdr(x-request-id)]"  # made safe (or fresh) by the frontend's rule above
+
+
+UNAVAILABLE = ("Service unavailable", "SERVICE_UNAVAILABLE")
+STARTING = _problem(503, *UNAVAILABLE, "The server is starting; retry shortly", retry_after=1)
+NO_REPLICA = _problem(503, *UNAVAILABLE, "No server is up right now; retry shortly", 1)
+BAD_GATEWAY = _problem(502, "Bad gateway", "BAD_GATEWAY", "The server failed; retry")
+TIMEOUT = _problem(504, "Gateway timeout", "GATEWAY_TIMEOUT", "The server took too long")
 TEMPLATE_EDITS = (
     ("    bind :{{ config.metrics_port }}\n", "    bind 127.0.0.1:{{ config.metrics_port }}\n"),
     ("  bind *:{{ config.stats_port }}\n", "  bind 127.0.0.1:{{ config.stats_port }}\n"),
@@ -47,6 +76,14 @@ TEMPLATE_EDITS = (
         " unless { req.hdr(x-request-id) -m reg ^[A-Za-z0-9._-]+$ }"
         " { req.hdr(x-request-id),length le 128 }\n",
     ),
+    (
+        "    http-request return status 404 content-type text/plain lf-string \"Path '%[path]'"
+        ' not found. Ping http://.../-/routes for available routes."\n',
+        f"    http-request return {STARTING}\n",
+    ),
+    ("    errorfile 502 {{ config.error_file_path }}\n", f"    http-error {BAD_GATEWAY}\n"),
+    ("    errorfile 503 {{ config.error_file_path }}\n", f"    http-error {NO_REPLICA}\n"),
+    ("    errorfile 504 {{ config.error_file_path }}\n", f"    http-error {TIMEOUT}\n"),
 )
 
 

@@ -1,5 +1,7 @@
 """Prediction cache: one interface, SQL (prediction_cache table) and Redis backends."""
 
+from typing import TYPE_CHECKING
+
 from fincoach.cache.base import (
     CachedPrediction,
     CacheTtls,
@@ -9,8 +11,20 @@ from fincoach.cache.base import (
     make_key,
 )
 from fincoach.cache.factory import make_cache
-from fincoach.cache.redis import RedisPredictionCache
 from fincoach.cache.sql import SqlPredictionCache
+
+if TYPE_CHECKING:
+    from fincoach.cache.redis import RedisPredictionCache
+
+
+def __getattr__(name: str) -> object:
+    # The Redis backend (and the redis client) loads when first named, not with the package.
+    if name == "RedisPredictionCache":
+        from fincoach.cache.redis import RedisPredictionCache
+
+        return RedisPredictionCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CacheTtls",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fincoach.cache.base import CacheTtls, PredictionCache
-from fincoach.cache.redis import RedisPredictionCache
 from fincoach.cache.sql import SqlPredictionCache
 
 SQL_CACHE_NAMES = ("", "db", "sql")
@@ -26,6 +25,9 @@ def make_cache(
         return SqlPredictionCache(engine, ttls)
     scheme = name.split("://", 1)[0].lower() if "://" in name else None
     if scheme in REDIS_SCHEMES:
+        # Imported here: the redis client is ~6 MB in each serving process that never uses it.
+        from fincoach.cache.redis import RedisPredictionCache
+
         return RedisPredictionCache(name, ttls, prefix=redis_prefix)
     # Name the scheme only: the URL may carry a password.
     shown = f"a {scheme}:// URL" if scheme is not None else repr(name)

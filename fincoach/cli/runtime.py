@@ -13,6 +13,8 @@ the supervisor keeps its stop short.
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +32,8 @@ def _config(plan: dict[str, Any]) -> dict[str, Any]:
 def start_head(plan: dict[str, Any]) -> None:
     """`ray start --head` with the embedded profile: no autoscaler monitor (one machine), no log
     monitor (the logs stay in files), no Ray client server, the dashboard only when asked, no
-    prestarted idle workers. Its processes outlive this one (the supervisor adopts them)."""
+    prestarted idle workers, the raylet's agents only where something uses them (quiet_agents).
+    Its processes outlive this one (the supervisor adopts them)."""
     from ray._private.authentication.authentication_token_setup import (
         ensure_token_if_auth_enabled,
     )
@@ -50,6 +53,8 @@ def start_head(plan: dict[str, Any]) -> None:
         from ray._private.node import Node
 
         Node.start_api_server = lambda self, **_: None  # type: ignore[method-assign]
+    if quiet := quiet_agents(plan, _config(plan)):
+        _start_raylet_with_quiet_agents(quiet)
     args = [
         "--head",
         f"--node-ip-address={plan['node_ip']}",
@@ -71,6 +76,71 @@ def start_head(plan: dict[str, Any]) -> None:
     scripts.start.main(args=args, standalone_mode=False)
 
 
+AGENT_COMMANDS = {
+    "dashboard": ("--dashboard_agent_command=", "agent.py"),
+    "runtime_env": ("--runtime_env_agent_command=", "main.py"),
+}
+
+
+def quiet_agent_args(raylet_command: list[str], kinds: tuple[str, ...]) -> list[str]:
+    """The raylet's command with the agents of `kinds` replaced by quiet_agent.py, which gets
+    the same options (it reads the session directory and the node id from them)."""
+    out = []
+    for arg in raylet_command:
+        for kind in kinds:
+            flag, script_name = AGENT_COMMANDS[kind]
+            if arg.startswith(flag):
+                agent = shlex.split(arg[len(flag) :])
+                script = next(i for i, a in enumerate(agent) if a.endswith(script_name))
+                quiet = [sys.executable, str(Path(__file__).with_name("quiet_agent.py")), kind]
+                arg = flag + subprocess.list2cmdline(quiet + agent[script + 1 :])
+        out.append(arg)
+    return out
+
+
+def quiet_agents(plan: dict[str, Any], config: dict[str, Any]) -> tuple[str, ...]:
+    """The raylet's agents this run does not use, to be replaced by quiet_agent.py: the
+    dashboard agent unless the dashboard or Ray's metrics port is asked for (it serves the
+    dashboard's node API and exports Ray's metrics), and the runtime-env agent unless the Serve
+    config gives a runtime_env (the raylet asks it only to build a non-empty one). Each is a
+    Ray process of 80-130 MB; the dashboard agent also takes a few percent of a core at idle
+    (bench/RESULTS.md, issue 17)."""
+    quiet = []
+    if not plan["dashboard"] and not plan.get("metrics_port"):
+        quiet.append("dashboard")
+    if not _gives_runtime_env(config):
+        quiet.append("runtime_env")
+    return tuple(quiet)
+
+
+def _gives_runtime_env(node: object) -> bool:
+    if isinstance(node, dict):
+        return any(
+            (key == "runtime_env" and bool(value)) or _gives_runtime_env(value)
+            for key, value in node.items()
+        )
+    return isinstance(node, list) and any(_gives_runtime_env(item) for item in node)
+
+
+def _runtime_env_agent_quiet(plan: dict[str, Any]) -> bool:
+    session = Path(plan["ray_dir"]) / "session_latest"
+    ports = session.glob("runtime_env_agent_port_*") if session.is_dir() else ()
+    return any(p.read_text().strip() == "-1" for p in ports)
+
+
+def _start_raylet_with_quiet_agents(kinds: tuple[str, ...]) -> None:
+    from ray._private import services
+
+    start = services.start_ray_process
+
+    def start_ray_process(command: list[str], process_type: str, *args: Any, **kw: Any) -> Any:
+        if process_type == "raylet":
+            command = quiet_agent_args(command, kinds)
+        return start(command, process_type, *args, **kw)
+
+    services.start_ray_process = start_ray_process
+
+
 def _connect(plan: dict[str, Any]) -> None:
     import ray
 
@@ -83,7 +153,13 @@ def deploy(plan: dict[str, Any]) -> None:
     from ray.serve.config import gRPCOptions
     from ray.serve.schema import ServeDeploySchema
 
-    config = ServeDeploySchema.model_validate(_config(plan))
+    raw = _config(plan)
+    if _gives_runtime_env(raw) and _runtime_env_agent_quiet(plan):
+        raise SystemExit(
+            "this config gives a runtime_env, and this run's Ray started without its runtime-env "
+            "agent (the config it started with gave none): restart fincoach serve with it"
+        )
+    config = ServeDeploySchema.model_validate(raw)
     client = serve_api.serve_start(
         http_options=config.http_options.model_dump(),
         proxy_location=config.proxy_location,

