@@ -1,16 +1,16 @@
-"""Stands in for Ray's dashboard agent on the embedded single-machine run of `fincoach serve`.
+"""Stands in for the raylet's agents that the embedded run of `fincoach serve` does not use.
 
     python fincoach/cli/quiet_agent.py dashboard|runtime_env --session-dir=DIR --node-id=HEX [...]
 
-The raylet starts its dashboard agent and waits for the ports the agent writes into the session
-directory before the node registers. The real agent (about 130 MB, and a few percent of a core
-at idle) serves the dashboard's per-node API, the node's resource reports and the export of
-Ray's metrics; a run without the dashboard and without a metrics port uses none of them. This
-one writes what Ray's own minimal agent writes when those parts are not installed (every port
--1: "not served") and then waits, doing nothing, until the raylet that started it is gone or a
-signal stops it. It imports no Ray and nothing of the application (about 10 MB).
-
-`fincoach serve --dashboard` or `--metrics-port` starts the real agent instead.
+The raylet starts two Python agents and waits for the ports each writes into the session
+directory before the node registers. The dashboard agent (about 130 MB, and a few percent of a
+core at idle) serves the dashboard's per-node API, the node's resource reports and the export
+of Ray's metrics; the runtime-env agent (about 80 MB) builds the `runtime_env` of a task or an
+actor that has one. A run without the dashboard, without a metrics port and without a
+runtime_env uses neither. This script writes what Ray's own minimal agent writes for a part it
+does not serve (the port -1: "not served") and then waits, doing nothing, until the raylet that
+started it is gone or a signal stops it. It imports no Ray and nothing of the application
+(about 10 MB). runtime.quiet_agents decides which agents it replaces.
 """
 
 from __future__ import annotations

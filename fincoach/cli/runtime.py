@@ -91,7 +91,9 @@ def quiet_agent_args(raylet_command: list[str], kinds: tuple[str, ...]) -> list[
             flag, script_name = AGENT_COMMANDS[kind]
             if arg.startswith(flag):
                 agent = shlex.split(arg[len(flag) :])
-                script = next(i for i, a in enumerate(agent) if a.endswith(script_name))
+                script = next((i for i, a in enumerate(agent) if a.endswith(script_name)), None)
+                if script is None:  # not the command this Ray version wrote: keep Ray's agent
+                    continue
                 quiet = [sys.executable, str(Path(__file__).with_name("quiet_agent.py")), kind]
                 arg = flag + subprocess.list2cmdline(quiet + agent[script + 1 :])
         out.append(arg)

@@ -173,3 +173,9 @@ def test_a_wrong_call_says_how_to_call_it(args: list[str]) -> None:
     )
     assert done.returncode == 2
     assert "dashboard|runtime_env" in done.stderr
+
+
+def test_an_agent_command_it_does_not_recognise_is_left_to_ray() -> None:
+    odd = subprocess.list2cmdline(["/venv/bin/python", "-m", "ray.some_future_agent", "--x=1"])
+    command = ["raylet", f"--dashboard_agent_command={odd}", "--head"]
+    assert quiet_agent_args(command, ("dashboard", "runtime_env")) == command
