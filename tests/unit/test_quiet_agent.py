@@ -179,3 +179,23 @@ def test_an_agent_command_it_does_not_recognise_is_left_to_ray() -> None:
     odd = subprocess.list2cmdline(["/venv/bin/python", "-m", "ray.some_future_agent", "--x=1"])
     command = ["raylet", f"--dashboard_agent_command={odd}", "--head"]
     assert quiet_agent_args(command, ("dashboard", "runtime_env")) == command
+
+
+def test_a_deploy_that_needs_the_runtime_env_agent_it_started_without_is_refused(
+    tmp_path: Path,
+) -> None:
+    from fincoach.cli import runtime
+
+    config = tmp_path / "serve_config.yaml"
+    config.write_text(
+        "applications:\n- name: fincoach\n  import_path: deployments.app:build_app\n"
+        "  runtime_env:\n    env_vars:\n      A: '1'\n"
+    )
+    session = tmp_path / "ray" / "session_latest"
+    session.mkdir(parents=True)
+    (session / "runtime_env_agent_port_n1").write_text("-1")
+    plan = {"config": str(config), "ray_dir": str(tmp_path / "ray")}
+    with pytest.raises(SystemExit, match="runtime-env agent"):
+        runtime.deploy(plan)
+    (session / "runtime_env_agent_port_n1").write_text("41234")  # Ray's own agent
+    assert not runtime._runtime_env_agent_quiet(plan)
