@@ -44,6 +44,8 @@ def no_fallback_proxy() -> None:
 #   answers while it is not deployed.
 FRONTEND_BIND = "    bind {{ config.frontend_host }}:{{ config.frontend_port }}\n"
 
+REQUEST_ID = "%[req.hdr(x-request-id)]"  # made safe (or fresh) by the frontend rule below
+
 
 def _problem(status: int, title: str, code: str, detail: str, retry_after: int = 0) -> str:
     """HAProxy arguments answering the app's problem+json body (problems.problem_response): the
@@ -55,9 +57,6 @@ def _problem(status: int, title: str, code: str, detail: str, retry_after: int =
     args = f'status {status} content-type application/problem+json lf-string "{body}"'
     args += f" hdr x-request-id {REQUEST_ID} hdr cache-control no-store"
     return args + (f" hdr retry-after {retry_after}" if retry_after else "")
-
-
-REQUEST_ID = "%[req.hdr(x-request-id)]"  # made safe (or fresh) by the frontend's rule above
 
 
 UNAVAILABLE = ("Service unavailable", "SERVICE_UNAVAILABLE")
