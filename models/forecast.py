@@ -20,9 +20,11 @@ The user's own history comes first. For one user (``features.spending.SpendingHi
    the recent level (decaying by ``MOOD_DECAY`` a step).
 3. **Quantiles** of the paths give p10/p50/p90 per category, and the **total** comes from the
    same paths (the quantiles of their sums), not from adding medians, which runs far below what
-   people spend when spending is lumpy. The tail levels of the 80% interval are calibrated in
-   ``fit`` per category group (recurring bills, everyday, discretionary) and for the total, so
-   that the intervals cover 80% of what happened on the training cut-offs.
+   people spend when spending is lumpy; so does the **cumulative** spending from now to the end
+   of each week (what a balance projection needs: a sum of weekly medians runs under it too).
+   The tail levels of the 80% interval are calibrated in ``fit`` per category group (recurring
+   bills, everyday, discretionary) and for the totals, so that the intervals cover 80% of what
+   happened on the training cut-offs.
 
 Every step is scale-free (relative weights, ratios, draws that do not depend on amounts), so
 amounts times k give forecasts times k: the forecast does not depend on the currency unit. The
@@ -48,8 +50,10 @@ from fincoach.features.spending import N_SPENDING, SpendingHistory
 from models.errors import check_fitted
 from models.forecast_paths import (
     add_recurring,
+    interval,
     own_half_life,
     scaled_pinball,
+    sorted_quantile,
 )
 
 MAX_HORIZON: Final = 4
@@ -57,22 +61,29 @@ OUTPUT_QUANTILES: Final = ("p10", "p50", "p90")
 MOOD_WEEKS: Final = 4
 MOOD_DECAY: Final = 0.6
 MOOD_CLIP: Final = (0.25, 4.0)
-TAILS: Final = np.round(np.arange(0.02, 0.205, 0.01), 3)  # candidate tail masses of the interval
+# Candidate tail masses of the interval (``forecast_paths.interval``: up to 0.25, so that its
+# upper end stays at or above the median).
+TAILS: Final = np.round(np.arange(0.02, 0.255, 0.01), 3)
 INTERMITTENT: Final = 0.3
+SEARCH_ROWS: Final = 200  # training cut-offs per source that choose the settings
+CALIBRATION_ROWS: Final = 1000  # ... and that calibrate the intervals
 SHORT_WEEKS: Final = 13
 TAIL_KEYS: Final = (
     *(f"{g}/{k}" for g in GROUPS for k in ("recurring", "intermittent", "steady", "short")),
     "total",
+    "cumulative",
 )
 
 
 @dataclass(frozen=True)
 class Forecast:
-    """One user's forecast: ``categories`` (horizon, N_SPENDING, 3) and ``total`` (horizon, 3),
+    """One user's forecast: ``categories`` (horizon, N_SPENDING, 3), ``total`` (horizon, 3): each
+    week's spending, and ``cumulative`` (horizon, 3): spending from now to the end of each week,
     each (p10, p50, p90); ``recurring`` the payments forecast as lumps."""
 
     categories: np.ndarray
     total: np.ndarray
+    cumulative: np.ndarray
     recurring: tuple[Recurring, ...]
 
 
@@ -143,12 +154,12 @@ class SpendingForecaster:
         self.tails_ = dict.fromkeys(TAIL_KEYS, 0.1)
         horizon = actual.shape[1]
         source_of = np.array(sources, dtype=object)
-        # Up to 200 search rows per source; each source's mean loss counts the same, so that
+        # Up to SEARCH_ROWS rows per source; each source's mean loss counts the same, so that
         # thousands of simulated users do not outvote a real history.
-        search = {
-            src: rng.permutation(np.flatnonzero(source_of == src))[:200]
-            for src in dict.fromkeys(sources)
+        shuffled = {
+            src: rng.permutation(np.flatnonzero(source_of == src)) for src in dict.fromkeys(sources)
         }
+        search = {src: rows[:SEARCH_ROWS] for src, rows in shuffled.items()}
         best: tuple[float, tuple[float, float, float]] | None = None
         for setting in product(self.half_lives, self.prior_weights, self.mood_powers):
             self.half_life_, self.prior_weight_, self.mood_power_ = setting
@@ -170,7 +181,9 @@ class SpendingForecaster:
                 best = (loss, setting)
         assert best is not None
         self.half_life_, self.prior_weight_, self.mood_power_ = best[1]
-        calibration = np.concatenate([r[:200] for r in search.values()])
+        # The interval's tails from more rows than the search: a coverage per kind of category
+        # is a share of few series, and noise there moves the chosen tail.
+        calibration = np.concatenate([r[:CALIBRATION_ROWS] for r in shuffled.values()])
         self.tails_ = self._calibrate(
             [parts[i] for i in calibration],
             [histories[i] for i in calibration],
@@ -232,18 +245,21 @@ class SpendingForecaster:
         levels = np.concatenate([TAILS, 1.0 - TAILS])
         for part, history, future in zip(parts, histories, actual, strict=True):
             paths = self._paths(part, history, horizon, self.n_paths)
-            q = np.quantile(paths, levels, axis=0)  # (2T, horizon, C)
-            lo, hi = q[: TAILS.size], q[TAILS.size :]
-            hit = (future[None] >= lo) & (future[None] <= hi)  # (T, horizon, C)
+            lo, hi = interval(np.sort(paths, axis=0), TAILS[:, None, None])  # (T, horizon, C)
+            hit = (future[None] >= lo) & (future[None] <= hi)
             for c, key in enumerate(_tail_keys(part)):
                 inside[key] += hit[:, :, c].sum(axis=1)
                 count[key] += horizon
-            total_q = np.quantile(paths.sum(axis=2), levels, axis=0)
-            spent = future.sum(axis=1)
-            inside["total"] += (
-                (spent[None] >= total_q[: TAILS.size]) & (spent[None] <= total_q[TAILS.size :])
-            ).sum(axis=1)
-            count["total"] += horizon
+            weekly_total = paths.sum(axis=2)
+            for key, sums, spent in (
+                ("total", weekly_total, future.sum(axis=1)),
+                ("cumulative", weekly_total.cumsum(axis=1), future.sum(axis=1).cumsum()),
+            ):
+                q_sum = np.quantile(sums, levels, axis=0)
+                inside[key] += (
+                    (spent[None] >= q_sum[: TAILS.size]) & (spent[None] <= q_sum[TAILS.size :])
+                ).sum(axis=1)
+                count[key] += horizon
         return {k: inside[k] / count[k] for k in inside if count[k]}
 
     # --- predicting ---------------------------------------------------------------------------
@@ -259,14 +275,15 @@ class SpendingForecaster:
         spending = as_history(history)
         part = _residual(spending)
         paths = self._paths(part, spending, horizon, self.n_paths)
-        categories = np.empty((horizon, N_SPENDING, 3))
-        for c, key in enumerate(_tail_keys(part)):
-            tail = self.tails_[key]
-            q = np.quantile(paths[:, :, c], [tail, 0.5, 1.0 - tail], axis=0)
-            categories[:, c, :] = q.T
+        ordered = np.sort(paths, axis=0)
+        lo, hi = interval(ordered, np.array([self.tails_[key] for key in _tail_keys(part)]))
+        categories = np.stack([lo, sorted_quantile(ordered, np.array(0.5)), hi], axis=-1)
+        weekly_total = paths.sum(axis=2)
         tail = self.tails_["total"]
-        total = np.quantile(paths.sum(axis=2), [tail, 0.5, 1.0 - tail], axis=0).T
-        return Forecast(categories, total, tuple(part[1]))
+        total = np.quantile(weekly_total, [tail, 0.5, 1.0 - tail], axis=0).T
+        tail = self.tails_.get("cumulative", tail)  # versions saved before it use the total's
+        cumulative = np.quantile(weekly_total.cumsum(axis=1), [tail, 0.5, 1.0 - tail], axis=0).T
+        return Forecast(categories, total, cumulative, tuple(part[1]))
 
     def predict(
         self, history: Any, segment: int | None, horizon: int, week_of_year: int | None = None

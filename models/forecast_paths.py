@@ -83,6 +83,34 @@ def add_recurring(
             paths[np.flatnonzero(paid), week[paid], r.category] += amount[paid]
 
 
+def sorted_quantile(ordered: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of each column of ``ordered`` (n, *shape), sorted along axis 0, at ``levels``
+    (broadcastable to ``(..., *shape)``), interpolated linearly as ``np.quantile`` does."""
+    n = ordered.shape[0]
+    position = np.clip(np.asarray(levels, dtype=float), 0.0, 1.0) * (n - 1)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, n - 1)
+    shape = np.broadcast_shapes(position.shape, ordered.shape[1:])
+    below, above, position = (np.broadcast_to(a, shape) for a in (below, above, position))
+    low = np.take_along_axis(ordered, below.reshape(-1, *ordered.shape[1:]), axis=0)
+    high = np.take_along_axis(ordered, above.reshape(-1, *ordered.shape[1:]), axis=0)
+    frac = (position - below).reshape(-1, *ordered.shape[1:])
+    return (low + (high - low) * frac).reshape(shape)
+
+
+def interval(ordered: np.ndarray, tails: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ends of the interval that leaves ``tails`` (broadcastable against the columns, e.g.
+    ``(T, 1, 1)``) out on each side of each column of ``ordered`` (n, *shape, sorted along axis
+    0, no value below 0). Where a column is 0 on at least ``tail`` of its paths, its lower end is
+    0 and leaves nothing out below, so the upper end moves down to the ``1 - 2 * tail`` quantile:
+    the interval covers ``1 - 2 * tail`` whether or not a category is often zero, which a
+    central interval does only where it is not."""
+    tails = np.asarray(tails, dtype=float)
+    at_zero = (ordered <= 0).mean(axis=0)
+    upper = np.where(at_zero >= tails, np.maximum(1.0 - 2.0 * tails, 0.5), 1.0 - tails)
+    return sorted_quantile(ordered, tails), sorted_quantile(ordered, upper)
+
+
 def scaled_pinball(paths: np.ndarray, actual: np.ndarray, history: SpendingHistory) -> float:
     """Pinball loss at 0.1, 0.5, 0.9 per category, each scaled by the category's mean weekly
     change in the history (as MASE scales), summed; the search's objective."""

@@ -214,8 +214,9 @@ class ForecastingService(ModelService):
         return model.predict(history, segment, horizon, week_of_year), str(version)
 
     def forecast_total(self, history: SpendingHistory, horizon: int) -> tuple[dict[str, Any], str]:
-        """Per-category quantiles, the total's quantiles (from the joint paths, not a sum of
-        medians) and the recurring payments forecast as lumps; and the version."""
+        """Per-category quantiles, the quantiles of each week's total and of the cumulative
+        spending to the end of each week (from the joint paths, not sums of medians) and the
+        recurring payments forecast as lumps; and the version."""
         slot = self.slots[FORECAST]
         model, version = slot.model, slot.version
         out = model.forecast(history, horizon)
@@ -229,9 +230,13 @@ class ForecastingService(ModelService):
             }
             for r in out.recurring
         ]
-        return {"categories": out.categories, "total": out.total, "recurring": recurring}, str(
-            version
-        )
+        answer = {
+            "categories": out.categories,
+            "total": out.total,
+            "cumulative": out.cumulative,
+            "recurring": recurring,
+        }
+        return answer, str(version)
 
     def goal(self, features: np.ndarray, saving_inputs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Probability, risk factors and (given the raw inputs) the saving needed for 75%."""

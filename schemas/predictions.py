@@ -27,6 +27,11 @@ class WeekForecast(BaseModel):
     total_p10: float
     total_p50: float
     total_p90: float
+    # Spending from now to the end of this week, all categories: quantiles of the paths' running
+    # sums (a sum of weekly medians runs under what is spent when spending is lumpy).
+    cumulative_p10: float | None = None
+    cumulative_p50: float | None = None
+    cumulative_p90: float | None = None
 
 
 class SpendingPredictionResponse(CachedAnswer):

@@ -18,6 +18,7 @@ from fincoach.features.spending import SpendingHistory
 from fincoach.training.forecast_data import mondays, real_cutoffs, simulator_cutoffs, user_frame
 from fincoach.training.forecast_metrics import (
     ForecastScorer,
+    MethodForecast,
     forecast_targets,
     history_scale,
     peer_forecasts,
@@ -101,12 +102,13 @@ def evaluate(test: Population, model: SpendingForecaster) -> dict[str, Any]:
         scale = history_scale(weekly)
         for scorer, h in ((full, history), (cold, SpendingHistory.from_frame(frame, end, 2))):
             out = model.forecast(h, HORIZON)
-            scorer.add("model", out.categories, out.total, actual[user], scale)
-            for name, (q, total) in peer_forecasts(h.weekly(), HORIZON).items():
-                scorer.add(name, q, total, actual[user], scale)
+            served = MethodForecast(out.categories, out.total, out.cumulative)
+            scorer.add("model", served, actual[user], scale)
+            for name, peer in peer_forecasts(h.weekly(), HORIZON).items():
+                scorer.add(name, peer, actual[user], scale)
             own = h.weekly().mean(axis=0)
-            point = np.repeat(np.broadcast_to(own, actual[user].shape)[..., None], 3, axis=2)
-            scorer.add("mean_of_own_weeks", point, point.sum(axis=1), actual[user], scale)
+            point = MethodForecast.of_points(np.broadcast_to(own, actual[user].shape))
+            scorer.add("mean_of_own_weeks", point, actual[user], scale)
     report: dict[str, Any] = full.report()
     report["targets"] = forecast_targets(report)
     cold_report: dict[str, Any] = cold.report()

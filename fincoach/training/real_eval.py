@@ -29,6 +29,7 @@ from fincoach.features.state import behavior_features
 from fincoach.training.forecast_data import mondays, spent_after
 from fincoach.training.forecast_metrics import (
     ForecastScorer,
+    MethodForecast,
     forecast_targets,
     history_scale,
     peer_forecasts,
@@ -201,23 +202,26 @@ def _forecasts(
         actual = spent_after(history, c, HORIZON)
         weekly = spending.weekly()
         scale = history_scale(weekly)
-        out, _ = service.forecast_total(spending, HORIZON)
-        scorer.add("model", out["categories"], out["total"], actual, scale)
-        for name, (q, total) in peer_forecasts(weekly, HORIZON).items():
-            scorer.add(name, q, total, actual, scale)
+        scorer.add("model", _served(service, spending), actual, scale)
+        for name, peer in peer_forecasts(weekly, HORIZON).items():
+            scorer.add(name, peer, actual, scale)
         # Cold start: the same cut-off seen with only its last 2 weeks of rows.
         short = SpendingHistory.from_frame(snapshots[c].transactions, spending.end, max_weeks=2)
-        out, _ = service.forecast_total(short, HORIZON)
-        cold.add("model", out["categories"], out["total"], actual, scale)
+        cold.add("model", _served(service, short), actual, scale)
         own = short.weekly().mean(axis=0) if short.n_weeks else np.zeros(weekly.shape[1])
-        point = np.repeat(np.broadcast_to(own, actual.shape)[..., None], 3, axis=2)
-        cold.add("mean_of_own_weeks", point, point.sum(axis=1), actual, scale)
+        point = MethodForecast.of_points(np.broadcast_to(own, actual.shape))
+        cold.add("mean_of_own_weeks", point, actual, scale)
     report: dict[str, Any] = scorer.report()
     report["targets"] = forecast_targets(report)
     cold_report: dict[str, Any] = cold.report()
     cold_report["history_weeks"] = 2
     report["cold_start"] = cold_report
     return report
+
+
+def _served(service: ForecastingService, spending: SpendingHistory) -> MethodForecast:
+    out, _ = service.forecast_total(spending, HORIZON)
+    return MethodForecast(out["categories"], out["total"], out["cumulative"])
 
 
 def _scale_check(
@@ -230,7 +234,7 @@ def _scale_check(
         base, _ = service.forecast_total(spending, HORIZON)
         for k in SCALES:
             other, _ = service.forecast_total(spending.scaled(k), HORIZON)
-            for key in ("categories", "total"):
+            for key in ("categories", "total", "cumulative"):
                 ref = np.abs(base[key]).max() + 1e-12
                 worst = max(worst, float(np.abs(other[key] / k - base[key]).max() / ref))
     return {"factors": list(SCALES), "max_relative_change": worst}

@@ -22,16 +22,18 @@ def forecast_table(report: dict[str, Any], title: str = "") -> list[str]:
     lines = [
         f"| method{title} | MASE | WAPE | pinball 0.1 | pinball 0.5 | pinball 0.9 | "
         + " | ".join(f"cov80 {g.replace('_', ' ')}" for g in GROUP_NAMES)
-        + " | total p50 bias | total cov80 |",
-        "| --- " * (8 + len(GROUP_NAMES)) + "|",
+        + " | weekly total p50 bias | weekly total cov80"
+        + " | 4-week total p50 bias | 4-week total cov80 |",
+        "| --- " * (10 + len(GROUP_NAMES)) + "|",
     ]
     for m in methods:
         r = report[m]
         lines.append(
             f"| {m} | {_f(r['mase'])} | {_f(r['wape'])} | {_f(r['pinball_10'], 2)} | "
             f"{_f(r['pinball_50'], 2)} | {_f(r['pinball_90'], 2)} | "
-            + " | ".join(_f(r["coverage_by_group"][g]) for g in GROUP_NAMES)
-            + f" | {_f(r['total_bias'])} | {_f(r['total_coverage_80'])} |"
+            + " | ".join(_f(r["coverage_by_group_active"][g]) for g in GROUP_NAMES)
+            + f" | {_f(r['total_bias'])} | {_f(r['total_coverage_80'])}"
+            f" | {_f(r['horizon_total_bias'])} | {_f(r['horizon_total_coverage_80'])} |"
         )
     return lines
 
@@ -52,10 +54,16 @@ def markdown(result: RealEvaluation) -> str:
         "",
         *forecast_table(fc),
         "",
+        "Coverage columns: categories with spending in the history (as MASE); over every "
+        "category the model's is "
+        + " / ".join(_f(fc["model"]["coverage_by_group"][g]) for g in GROUP_NAMES)
+        + ". "
         f"Model sum of category medians, bias {_f(fc['model']['sum_of_medians_bias'])} "
         f"(the total above comes from the joint paths; "
         f"{fc['model']['total_share_at_or_below_p50']:.0%} of weeks at or below its p50, median "
-        f"relative error {_f(fc['model']['total_median_relative_error'])}). MASE by group: "
+        f"relative error {_f(fc['model']['total_median_relative_error'])}; the 4-week total: "
+        f"{fc['model']['horizon_total_share_at_or_below_p50']:.0%} at or below its p50, "
+        f"cumulative intervals cover {_f(fc['model']['cumulative_coverage_80'])}). MASE by group: "
         + ", ".join(f"{g} {_f(v)}" for g, v in fc["model"]["mase_by_group"].items())
         + " (empirical_12: "
         + ", ".join(f"{g} {_f(v)}" for g, v in fc["empirical_12"]["mase_by_group"].items())
@@ -80,12 +88,14 @@ def markdown(result: RealEvaluation) -> str:
         f"| pinball-50 >= 10% better than best peer ({t['pinball_50_best_peer']}) | "
         f"{_f(t['pinball_50_gain_vs_best_peer'])} | {_yes(t['pinball_50_10pct_better'])} |",
         *(
-            f"| 80% coverage {g} in 0.75-0.85 | {_f(fc['model']['coverage_by_group'][g])} | "
+            f"| 80% coverage {g} in 0.75-0.85 | {_f(fc['model']['coverage_by_group_active'][g])} | "
             f"{_yes(ok)} |"
             for g, ok in t["coverage_by_group_in_0.75_0.85"].items()
         ),
-        f"| total p50 bias within +-10% | {_f(fc['model']['total_bias'])} | "
-        f"{_yes(t['total_bias_within_10pct'])} |",
+        f"| weekly total p50 bias within +-10% (sum of weekly medians vs spent) | "
+        f"{_f(fc['model']['total_bias'])} | {_yes(t['total_bias_within_10pct'])} |",
+        f"| 4-week total p50 bias within +-10% | {_f(fc['model']['horizon_total_bias'])} | "
+        f"{_yes(t['horizon_total_bias_within_10pct'])} |",
         f"| cold start MASE <= mean of own weeks | {_f(cold_model)} vs {_f(cold_own)} | "
         f"{_yes(cold_model <= cold_own)} |",
         "",

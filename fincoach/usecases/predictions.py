@@ -5,6 +5,7 @@ Fallbacks: a 4-week moving average for spending, no probability (null) for goals
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,20 +58,34 @@ def moving_average_forecast(history: np.ndarray, weeks: int) -> np.ndarray:
     return np.repeat(band[None], weeks, axis=0)
 
 
+@dataclass(frozen=True)
+class SpendingForecast:
+    """``quantiles`` (weeks, categories, 3); ``total`` and ``cumulative`` (weeks, 3): each week's
+    spending and the spending from now to the end of each week."""
+
+    quantiles: np.ndarray
+    total: np.ndarray
+    cumulative: np.ndarray
+    version: str | None
+    fallback: bool
+
+
 async def forecast_or_fallback(
     ctx: Context, snapshot: UserSnapshot, weeks: int
-) -> tuple[np.ndarray, np.ndarray, str | None, bool]:
-    """(quantiles (weeks, categories, 3), total (weeks, 3), model version or None, fallback?).
-    The model's total comes from its joint paths; the fallback's is the sum of its bands."""
+) -> SpendingForecast:
+    """The model's totals come from its joint paths; the fallback's are sums of its bands."""
     try:
         out, version = await ctx.models.forecast_total(
             SpendingHistory.from_snapshot(snapshot), weeks
         )
-        return out["categories"], out["total"], version, False
+        return SpendingForecast(
+            out["categories"], out["total"], out["cumulative"], version, fallback=False
+        )
     except ModelCallFailed:
         metrics.count_fallback(FORECAST)
         quantiles = moving_average_forecast(spend_history(snapshot), weeks)
-        return quantiles, quantiles.sum(axis=1), None, True
+        total = quantiles.sum(axis=1)
+        return SpendingForecast(quantiles, total, total.cumsum(axis=0), None, fallback=True)
 
 
 async def spending(
@@ -93,7 +108,8 @@ async def _spending(
 ) -> SpendingPredictionResponse:
     snapshot = await load_snapshot(session, user_id, raw_weeks=HISTORY_WEEKS, weeks=HISTORY_WEEKS)
     now = datetime.now(UTC)
-    quantiles, totals, version, fallback = await forecast_or_fallback(ctx, snapshot, weeks)
+    forecast = await forecast_or_fallback(ctx, snapshot, weeks)
+    quantiles, totals, cumulative = forecast.quantiles, forecast.total, forecast.cumulative
     first = quantiles[0]
     return SpendingPredictionResponse(
         user_id=str(user_id),
@@ -121,13 +137,16 @@ async def _spending(
                 total_p10=round(float(totals[w, 0]), 2),
                 total_p50=round(float(totals[w, 1]), 2),
                 total_p90=round(float(totals[w, 2]), 2),
+                cumulative_p10=round(float(cumulative[w, 0]), 2),
+                cumulative_p50=round(float(cumulative[w, 1]), 2),
+                cumulative_p90=round(float(cumulative[w, 2]), 2),
             )
             for w in range(weeks)
         ],
-        model_version=version,
-        fallback=fallback,
+        model_version=forecast.version,
+        fallback=forecast.fallback,
         method="4-week moving average (fallback)"
-        if fallback
+        if forecast.fallback
         else "own history first: recurring payments as lumps, sampled weeks",
     )
 
@@ -210,9 +229,13 @@ async def financial_forecast(
     savings = float(weekly[:, SAVINGS].mean())
     prediction = await spending(ctx, session, user_id, 4)
     weeks = []
+    spent = 0.0
     for w, week in enumerate(prediction.weeks):
         p50, p90 = week.total_p50, week.total_p90
-        balance += income - savings - p50
+        # The median balance is the balance less the median spending to date (the running sum
+        # of the paths); an answer cached before that field falls back to adding weekly medians.
+        spent = week.cumulative_p50 if week.cumulative_p50 is not None else spent + p50
+        balance = current + (w + 1) * (income - savings) - spent
         weeks.append(
             BalanceWeek(
                 week=w + 1,

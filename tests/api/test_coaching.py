@@ -149,6 +149,11 @@ async def test_spending_prediction_and_goal_probability(client, demo) -> None:
     week = body["weeks"][0]
     assert [c["category"] for c in week["categories"]] == list(SPENDING_CATEGORIES)
     assert all(0 <= c["p10"] <= c["p50"] <= c["p90"] for c in week["categories"])
+    # spending to the end of each week: quantiles of the running sums, the first week's = its own
+    for w in body["weeks"]:
+        assert 0 <= w["cumulative_p10"] <= w["cumulative_p50"] <= w["cumulative_p90"]
+    assert week["cumulative_p50"] == week["total_p50"]
+    assert body["weeks"][1]["cumulative_p50"] >= week["cumulative_p50"]
     for bad in ("0", "5", "x"):
         assert (
             await client.get(f"/coaching/spending-prediction?weeks={bad}", headers=h)
@@ -171,6 +176,12 @@ async def test_spending_prediction_and_goal_probability(client, demo) -> None:
     ).status_code == 404
     forecast = (await client.get("/coaching/financial-forecast", headers=h)).json()
     assert len(forecast["weeks"]) == 4
+    # The median balance moves each week by the same net income less the median spending added
+    # that week (from the cumulative forecast, not from adding weekly medians).
+    spent = [w["cumulative_p50"] for w in forecast["spending_prediction"]["weeks"]]
+    balance = [w["balance_p50"] for w in forecast["weeks"]]
+    net = [balance[w] - balance[w - 1] + spent[w] - spent[w - 1] for w in range(1, 4)]
+    assert max(net) - min(net) <= 0.03, (net, spent, balance)
 
 
 async def test_financial_analytics(client, demo) -> None:

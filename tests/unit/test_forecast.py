@@ -21,7 +21,8 @@ from fincoach.training.forecast_eval import evaluate
 from fincoach.training.forecast_metrics import ForecastScorer, history_scale, peer_forecasts
 from fincoach.training.simulator import Population, SimConfig, simulate
 from models.errors import NotFittedError
-from models.forecast import SpendingForecaster
+from models.forecast import SpendingForecaster, _residual
+from models.forecast_paths import interval, sorted_quantile
 
 BILLS = SPENDING_CATEGORIES.index("bills")
 GROCERIES = SPENDING_CATEGORIES.index("groceries")
@@ -171,6 +172,7 @@ def test_forecasts_are_scale_equivariant(model: SpendingForecaster, factor: floa
         scaled = model.forecast(history.scaled(factor), 4)
         np.testing.assert_allclose(scaled.categories, base.categories * factor, rtol=1e-9)
         np.testing.assert_allclose(scaled.total, base.total * factor, rtol=1e-9)
+        np.testing.assert_allclose(scaled.cumulative, base.cumulative * factor, rtol=1e-9)
 
 
 def test_the_total_comes_from_the_paths_not_the_sum_of_medians(
@@ -181,6 +183,23 @@ def test_the_total_comes_from_the_paths_not_the_sum_of_medians(
     out = model.forecast(history, 4)
     assert out.total[3, 1] >= out.categories[3, :, 1].sum() - 1e-9
     assert not np.allclose(out.total[:, 1], out.categories[:, :, 1].sum(axis=1))
+
+
+def test_cumulative_spending_is_the_median_of_the_paths_running_sums(
+    model: SpendingForecaster,
+) -> None:
+    """Spending to the end of each week: the median of the paths' running sums, which with a
+    lump in the last week is not the sum of the weekly medians."""
+    history = SpendingHistory.from_frame(household(), END)
+    out = model.forecast(history, 4)
+    paths = model._paths(_residual(history), history, 4, model.n_paths)
+    running = paths.sum(axis=2).cumsum(axis=1)
+    np.testing.assert_allclose(out.cumulative[:, 1], np.median(running, axis=0))
+    assert out.cumulative[0, 1] == pytest.approx(out.total[0, 1])
+    assert (np.diff(out.cumulative[:, 1]) >= 0).all() and (
+        np.diff(out.cumulative, axis=1) >= 0
+    ).all()
+    assert not np.allclose(out.cumulative[:, 1], out.total[:, 1].cumsum())
 
 
 # --- metrics, peers and quality ---------------------------------------------------------------
@@ -201,11 +220,22 @@ def test_peers_and_metrics_on_hand_made_numbers() -> None:
     actual[:, GROCERIES] = [60, 62]
     scale = history_scale(weekly)
     assert scale[GROCERIES] == 1.0
-    scorer.add("last_week", *peers["last_week"], actual, scale)
+    # the empirical peer's spending over 2 weeks: quantiles of the 2-week sums among its 12 weeks
+    assert peers["empirical_12"].cumulative[1].tolist() == pytest.approx(
+        np.quantile(np.arange(48, 59) * 2 + 1, [0.1, 0.5, 0.9]).tolist()
+    )
+    scorer.add("last_week", peers["last_week"], actual, scale)
     report = scorer.report()["last_week"]
     assert report["mase"] == pytest.approx((1 + 3) / 2)
     assert report["pinball_50"] == pytest.approx(0.5 * 4 / (2 * N_SPENDING))
     assert report["total_bias"] == pytest.approx((118 - 122) / 122)
+    assert report["horizon_total_bias"] == pytest.approx((118 - 122) / 122)
+    assert report["horizon_total_share_at_or_below_p50"] == 0.0  # 122 spent, above 118
+    assert report["cumulative_coverage_80"] == 0.0  # a point misses unless it is exact
+    # groceries missed; the other everyday categories, never used, are "covered" by [0, 0]: they
+    # count in the coverage over every category, not in the one over categories with spending
+    assert report["coverage_by_group"]["everyday"] == pytest.approx(0.8)
+    assert report["coverage_by_group_active"]["everyday"] == 0.0
 
 
 @pytest.mark.slow
@@ -231,3 +261,34 @@ def test_simulator_cutoffs_pair_histories_with_what_followed(population: Populat
     short = [h for h in histories if h.n_weeks <= 3]
     assert 0 < len(short) < len(histories)
     assert date(2025, 1, 6) + timedelta(weeks=1) <= histories[0].end.astype(object).date()
+
+
+def test_interval_of_an_often_zero_category_covers_as_much_as_a_steady_one() -> None:
+    """Half the paths at zero: the lower end is 0 whatever the tail, so a central [q10, q90]
+    would cover 90%; the interval's upper end moves down to q80 and it covers 80%, as the
+    interval of a category that is never zero does."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    steady = rng.gamma(4.0, 10.0, size=n)
+    often_zero = np.where(rng.random(n) < 0.5, 0.0, rng.gamma(4.0, 10.0, size=n))
+    ordered = np.sort(np.stack([steady, often_zero], axis=1), axis=0)  # (n, 2)
+    lo, hi = interval(ordered, np.array(0.1))
+    np.testing.assert_allclose(
+        [lo[0], hi[0]], np.quantile(steady, [0.1, 0.9]), rtol=1e-12
+    )  # a steady column: the central interval
+    assert lo[1] == 0.0 and hi[1] == pytest.approx(np.quantile(often_zero, 0.8))
+    fresh = np.stack(
+        [
+            rng.gamma(4.0, 10.0, size=n),
+            np.where(rng.random(n) < 0.5, 0.0, rng.gamma(4.0, 10.0, size=n)),
+        ],
+        axis=1,
+    )
+    covered = ((fresh >= lo) & (fresh <= hi)).mean(axis=0)
+    np.testing.assert_allclose(covered, [0.8, 0.8], atol=0.01)
+    # tails per column and a stack of tails, as fitting asks for them
+    lo_t, hi_t = interval(ordered, np.array([0.05, 0.1, 0.2])[:, None])
+    assert lo_t.shape == hi_t.shape == (3, 2) and (np.diff(hi_t, axis=0) <= 0).all()
+    assert sorted_quantile(ordered, np.array(0.5)).tolist() == pytest.approx(
+        np.quantile(ordered, 0.5, axis=0).tolist()
+    )
