@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -31,49 +33,99 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")  # the statements pysqlite B
 
 
 class WriterGate:
-    """First come, first served among one process's connections to one SQLite file, from the
-    first write of a transaction to its end.
+    """First come, first served among the writers of one SQLite file, from the first write of a
+    transaction to its end.
 
     SQLite has one write lock per database; a writer that finds it taken waits in the busy
     handler, which sleeps and tries again with growing sleeps (up to 100 ms). With 30
     connections of two processes waiting, each free moment goes to whoever polls then, not to
     who came first: measured at 32 concurrent recommendations, the lock was held 1-3 ms per
-    transaction, but the first INSERT waited up to 7 s for it (p99 3-5 s). Behind this gate at
-    most one connection per process waits on SQLite, and the others queue in arrival order.
+    transaction, but the first INSERT waited up to 7 s for it (p99 3-5 s).
 
-    A writer that has waited ``WRITE_GATE_TIMEOUT_S`` goes on without the gate (to SQLite's
-    busy handler, as before): a unit of work that writes on two connections at once cannot
-    deadlock on it, it only loses its place."""
+    Behind this gate the writers of one process queue in arrival order, and the one at the head
+    takes a lock on a file beside the database (``<database>-writer``, ``flock``) before it
+    writes: the writers at the heads of two processes wait in the kernel, which wakes the one
+    waiting as the other unlocks, instead of polling. SQLite's own lock still guards the data;
+    the gate only decides who asks for it next.
 
-    def __init__(self) -> None:
+    A writer that has waited ``WRITE_GATE_TIMEOUT_S`` goes on without the gate (to SQLite's busy
+    handler, as before): a unit of work that writes on two connections at once cannot deadlock
+    on it, it only loses its place."""
+
+    def __init__(self, lock_path: str | None = None) -> None:
         self._mutex = threading.Lock()
         self._holder: int | None = None
         self._queue: collections.deque[tuple[int, threading.Event]] = collections.deque()
+        self._lock_path = lock_path
+        self._fd: int | None = None
+        self._file_locked = False
 
     def acquire(self, owner: int, timeout: float = WRITE_GATE_TIMEOUT_S) -> bool:
+        deadline = time.monotonic() + timeout
         with self._mutex:
             if self._holder is None:
                 self._holder = owner
-                return True
-            ticket = (owner, threading.Event())
-            self._queue.append(ticket)
-        if ticket[1].wait(timeout):
-            return True
-        with self._mutex:
-            if self._holder == owner:  # handed over just as the wait ended
-                return True
-            self._queue.remove(ticket)
-            return False
+                ticket = None
+            else:
+                ticket = (owner, threading.Event())
+                self._queue.append(ticket)
+        if ticket is not None and not ticket[1].wait(timeout):
+            with self._mutex:
+                if self._holder != owner:  # not handed over just as the wait ended
+                    self._queue.remove(ticket)
+                    return False
+        self._file_locked = self._lock_file(deadline)
+        return True
 
     def release(self, owner: int) -> None:
         with self._mutex:
             if self._holder != owner:
                 return
+            if self._file_locked and self._fd is not None:
+                self._file_locked = False
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
             if self._queue:
                 self._holder, event = self._queue.popleft()
                 event.set()
             else:
                 self._holder = None
+
+    def _lock_file(self, deadline: float) -> bool:
+        """The lock beside the database, for the holder; False (go on without it) when it
+        cannot be had: no file, or not by the deadline."""
+        if self._lock_path is None:
+            return False
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd: int = self._fd
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False
+        # Taken by another process: wait in the kernel, on a thread of its own so that the wait
+        # can end at the deadline (flock has no timeout).
+        got, state = threading.Event(), {"abandoned": False}
+        guard = threading.Lock()
+
+        def wait_for_it() -> None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                with guard:
+                    if not state["abandoned"]:
+                        got.set()
+                        return
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+        threading.Thread(target=wait_for_it, name="sqlite-writer-lock", daemon=True).start()
+        if got.wait(max(0.0, deadline - time.monotonic())):
+            return True
+        with guard:
+            state["abandoned"] = not got.is_set()
+            return got.is_set()
 
 
 _GATES: dict[str, WriterGate] = {}
@@ -86,7 +138,9 @@ def writer_gate(database: str) -> WriterGate | None:
         return None
     key = os.path.realpath(database.removeprefix("file:").split("?", 1)[0])
     with _GATES_MUTEX:
-        return _GATES.setdefault(key, WriterGate())
+        if key not in _GATES:
+            _GATES[key] = WriterGate(key + "-writer")
+        return _GATES[key]
 
 
 class GatedCursor(sqlite3.Cursor):

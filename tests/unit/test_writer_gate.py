@@ -131,3 +131,60 @@ async def test_the_engine_writes_through_the_gate(tmp_path: Path) -> None:
         gate.release(-1)
     finally:
         await engine.dispose()
+
+
+def test_writers_of_two_processes_take_turns_through_the_lock_file(db: str) -> None:
+    """The other process's writer holds the lock beside the database: this one waits for it (not
+    for SQLite's busy handler) and writes as soon as that transaction ends."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "from fincoach.db.engine import ClosingConnection\n"
+            f"c = sqlite3.connect({db!r}, factory=ClosingConnection)\n"
+            "c.execute('INSERT INTO t VALUES (1)')\n"
+            "print('holding', flush=True)\n"
+            "time.sleep(0.5)\n"
+            "c.commit()\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        assert Path(db + "-writer").exists()
+        conn = connect(db)
+        started = time.monotonic()
+        conn.execute("INSERT INTO t VALUES (2)")
+        waited = time.monotonic() - started
+        conn.commit()
+        assert 0.2 < waited < 5.0
+        assert [r[0] for r in conn.execute("SELECT x FROM t ORDER BY rowid")] == [1, 2]
+        conn.close()
+    finally:
+        holder.wait(10)
+
+
+def test_a_lock_file_held_past_the_deadline_is_given_up_and_left_free(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    lock = str(tmp_path / "x.db-writer")
+    other = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)  # another process's writer, as far as the gate can tell
+    gate = WriterGate(lock)
+    assert gate.acquire(1, timeout=0.1)  # the process's turn, without the file
+    gate.release(1)
+    fcntl.flock(other, fcntl.LOCK_UN)
+    time.sleep(0.2)  # the abandoned waiter takes the file lock and gives it back at once
+    probe = os.open(lock, os.O_RDWR)
+    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: no BlockingIOError
+    fcntl.flock(probe, fcntl.LOCK_UN)
+    assert gate.acquire(2, timeout=0.5)
+    gate.release(2)
+    os.close(probe)
+    os.close(other)
