@@ -180,10 +180,23 @@ def _check_no_ingress_replica(runs: Runs, pids: list[int]) -> None:
         if program(pid) == "ray::ServeReplica:fincoach:CoachIngress":
             os.kill(pid, signal.SIGKILL)
     answers: list[tuple[int, str, str | None, str]] = []
+    disconnects = 0
     deadline = time.monotonic() + READY_S
-    with httpx.Client(base_url=runs.url, timeout=10) as c:
+    # A new connection for every poll: Serve reloads HAProxy as replicas come and go, and the
+    # old HAProxy process closes its idle keep-alive connections as it stops, which a client
+    # reusing one sees as a disconnect without an answer (browsers retry such a request).
+    with httpx.Client(
+        base_url=runs.url, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)
+    ) as c:
         while time.monotonic() < deadline:
-            r = c.get("/health")
+            try:
+                r = c.get("/health")
+            except httpx.RemoteProtocolError:
+                # a connection HAProxy closed unanswered as it reloaded: no answer to judge
+                disconnects += 1
+                assert disconnects <= 3, "HAProxy kept closing connections unanswered"
+                time.sleep(0.2)
+                continue
             if r.status_code == 200:
                 break
             answers.append(
