@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -148,24 +148,19 @@ class GatedCursor(sqlite3.Cursor):
     transaction (where pysqlite issues its implicit BEGIN)."""
 
     def execute(self, sql: str, parameters: Any = (), /) -> GatedCursor:
-        connection = self.connection
-        if isinstance(connection, ClosingConnection):
-            connection._enter_write(sql)
-        try:
-            super().execute(sql, parameters)
-        finally:
-            if isinstance(connection, ClosingConnection):
-                connection._after_statement()
-        return self
+        return self._gated(super().execute, sql, parameters)
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> GatedCursor:
-        connection = self.connection
-        if isinstance(connection, ClosingConnection):
+        return self._gated(super().executemany, sql, seq_of_parameters)
+
+    def _gated(self, run: Callable[[str, Any], Any], sql: str, argument: Any) -> GatedCursor:
+        connection = self.connection if isinstance(self.connection, ClosingConnection) else None
+        if connection is not None:
             connection._enter_write(sql)
         try:
-            super().executemany(sql, seq_of_parameters)
+            run(sql, argument)
         finally:
-            if isinstance(connection, ClosingConnection):
+            if connection is not None:
                 connection._after_statement()
         return self
 
