@@ -24,12 +24,14 @@ def db(tmp_path: Path) -> str:
     return path
 
 
-def connect(path: str, **kwargs: object) -> ClosingConnection:
-    conn = sqlite3.connect(
-        path, timeout=10, factory=ClosingConnection, check_same_thread=False, **kwargs
+def connect(path: str, *, autocommit: bool = False) -> ClosingConnection:
+    return sqlite3.connect(
+        path,
+        timeout=10,
+        isolation_level=None if autocommit else "DEFERRED",
+        factory=ClosingConnection,
+        check_same_thread=False,
     )
-    assert isinstance(conn, ClosingConnection)
-    return conn
 
 
 def test_writers_of_one_process_take_the_lock_in_arrival_order(db: str) -> None:
@@ -83,7 +85,7 @@ def test_every_end_of_a_transaction_lets_the_next_writer_in(db: str, end: str) -
 def test_reads_autocommit_and_failed_writes_do_not_keep_the_gate(db: str) -> None:
     conn = connect(db)
     conn.execute("SELECT count(*) FROM t").fetchall()  # a read never takes it
-    auto = connect(db, isolation_level=None)
+    auto = connect(db, autocommit=True)
     auto.execute("INSERT INTO t VALUES (7)")  # autocommit: done at once
     with pytest.raises(sqlite3.OperationalError):
         conn.execute("INSERT INTO missing VALUES (1)")  # fails before any transaction
