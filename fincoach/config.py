@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     # Behavioral events: group commit per ingress replica (1 = commit per event).
     event_batch_size: int = Field(default=10, ge=1, le=1000)
     event_batch_delay_ms: float = Field(default=5.0, gt=0, le=1000)
+    # Page views (nobody waits for them) may wait this long for others to share their commit;
+    # queued ones are flushed on graceful shutdown, lost on a crash (as before, for less time).
+    event_tracking_delay_ms: float = Field(default=100.0, gt=0, le=1000)
 
     # Logs of the in-process app (under Serve, serve_config.yaml's logging_config applies).
     log_format: Literal["json", "text"] = "json"

@@ -69,7 +69,10 @@ async def open_context(
     side = make_engine(cfg.database_url, pool_size=cfg.database_pool_size)
     clients = models if models is not None else await local_models(cfg)
     events = EventBatcher(
-        side, batch_size=cfg.event_batch_size, max_delay_s=cfg.event_batch_delay_ms / 1000
+        side,
+        batch_size=cfg.event_batch_size,
+        max_delay_s=cfg.event_batch_delay_ms / 1000,
+        tracking_delay_s=cfg.event_tracking_delay_ms / 1000,
     )
     ctx = Context(
         settings=cfg,

@@ -94,6 +94,32 @@ async def test_one_bad_row_fails_alone(clean_engine: AsyncEngine) -> None:
     assert await _count(clean_engine) == 1
 
 
+async def test_page_views_wait_to_share_a_commit(clean_engine: AsyncEngine) -> None:
+    """Rows nobody waits for gather for up to tracking_delay_s: 20 page views 5 ms apart are
+    one commit, not 20 (nor 4, as with the 5 ms delay of rows a caller waits for)."""
+    uid = await _user(clean_engine)
+    batcher = EventBatcher(clean_engine, max_delay_s=0.005, tracking_delay_s=0.5)
+    for _ in range(20):
+        assert batcher.record(_row(uid))
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.6)
+    assert await _count(clean_engine) == 20
+    assert batcher.stats.batches == 1
+    await batcher.close()
+
+
+async def test_a_caller_does_not_wait_for_lingering_page_views(clean_engine: AsyncEngine) -> None:
+    uid = await _user(clean_engine)
+    batcher = EventBatcher(clean_engine, max_delay_s=0.01, tracking_delay_s=5.0)
+    assert batcher.record(_row(uid))
+    await asyncio.sleep(0.05)  # the page view's batch is open, lingering
+    started = asyncio.get_running_loop().time()
+    assert await batcher.submit([_row(uid)]) == [True]
+    assert asyncio.get_running_loop().time() - started < 1.0  # not the 5 s page views may wait
+    assert await _count(clean_engine) == 2 and batcher.stats.batches == 1
+    await batcher.close()
+
+
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         EventBatcher(None, batch_size=0)  # type: ignore[arg-type]
