@@ -108,7 +108,10 @@ def interval(ordered: np.ndarray, tails: np.ndarray) -> tuple[np.ndarray, np.nda
     tails = np.asarray(tails, dtype=float)
     at_zero = (ordered <= 0).mean(axis=0)
     upper = np.where(at_zero >= tails, np.maximum(1.0 - 2.0 * tails, 0.5), 1.0 - tails)
-    return sorted_quantile(ordered, tails), sorted_quantile(ordered, upper)
+    # 0 itself, not the interpolated quantile: with exactly ``tail`` of the paths at zero that
+    # would fall between the last zero and the first amount above it
+    lower = np.where(at_zero >= tails, 0.0, sorted_quantile(ordered, tails))
+    return lower, sorted_quantile(ordered, upper)
 
 
 def scaled_pinball(paths: np.ndarray, actual: np.ndarray, history: SpendingHistory) -> float:

@@ -286,6 +286,10 @@ def test_interval_of_an_often_zero_category_covers_as_much_as_a_steady_one() -> 
     )
     covered = ((fresh >= lo) & (fresh <= hi)).mean(axis=0)
     np.testing.assert_allclose(covered, [0.8, 0.8], atol=0.01)
+    # exactly the tail's share at zero: the lower end is 0, not between 0 and the next amount
+    boundary = np.sort(np.concatenate([np.zeros(200), np.arange(1.0, 1801.0)]))[:, None]
+    lo_b, hi_b = interval(boundary, np.array(0.1))
+    assert lo_b[0] == 0.0 and hi_b[0] == pytest.approx(np.quantile(boundary, 0.8))
     # tails per column and a stack of tails, as fitting asks for them
     lo_t, hi_t = interval(ordered, np.array([0.05, 0.1, 0.2])[:, None])
     assert lo_t.shape == hi_t.shape == (3, 2) and (np.diff(hi_t, axis=0) <= 0).all()
