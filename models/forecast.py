@@ -24,7 +24,9 @@ The user's own history comes first. For one user (``features.spending.SpendingHi
    of each week (what a balance projection needs: a sum of weekly medians runs under it too).
    The tail levels of the 80% interval are calibrated in ``fit`` per category group (recurring
    bills, everyday, discretionary) and for the totals, so that the intervals cover 80% of what
-   happened on the training cut-offs.
+   happened on the training cut-offs. A category that is zero on at least the tail's share of
+   the paths gets [0, the 1 - 2 x tail quantile] instead (``forecast_paths.interval``): a
+   central interval would leave nothing out below and cover 90%.
 
 Every step is scale-free (relative weights, ratios, draws that do not depend on amounts), so
 amounts times k give forecasts times k: the forecast does not depend on the currency unit. The
