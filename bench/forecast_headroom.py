@@ -26,14 +26,7 @@ from fincoach.training.forecast_data import mondays, spent_after
 from fincoach.training.forecast_metrics import history_scale
 from fincoach.training.real_data import load_history
 from fincoach.training.real_eval import HORIZON, api_snapshots
-
-
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, level: float) -> np.ndarray:
-    order = np.argsort(values, axis=0, kind="stable")
-    cumulative = np.cumsum(weights[order], axis=0)
-    index = np.argmax(cumulative >= level * cumulative[-1], axis=0)
-    out: np.ndarray = np.take_along_axis(values, order, axis=0)[index, np.arange(values.shape[1])]
-    return out
+from models.forecast_paths import weighted_quantile
 
 
 def has_first_of_month(monday: date) -> bool:

@@ -45,17 +45,18 @@ def _backtest(weekly: np.ndarray, candidates: Sequence[float]) -> float | None:
         err = 0.0
         for t in range(n - BACKTEST_WEEKS, n):
             w = 0.5 ** (np.arange(t - 1, -1, -1, dtype=float) / half_life)
-            median = _weighted_median(weekly[:t, ok], w)
+            median = weighted_quantile(weekly[:t, ok], w)
             err += float((np.abs(weekly[t, ok] - median) / scale[ok]).sum())
         errors.append(err)
     return float(candidates[int(np.argmin(errors))])
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(C,) weighted median of each column of ``values`` (t, C)."""
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """(C,) weighted ``level`` quantile (the median by default) of each column of ``values``
+    (t, C), weights (t,)."""
     order = np.argsort(values, axis=0, kind="stable")
     cumulative = np.cumsum(weights[order], axis=0)
-    index = np.argmax(cumulative >= 0.5 * cumulative[-1], axis=0)
+    index = np.argmax(cumulative >= level * cumulative[-1], axis=0)
     out: np.ndarray = np.take_along_axis(values, order, axis=0)[index, np.arange(values.shape[1])]
     return out
 

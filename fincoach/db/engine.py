@@ -181,7 +181,6 @@ class ClosingConnection(sqlite3.Connection):
         super().__init__(database, *args, **kwargs)
         self._cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
         self._gate = writer_gate(os.fsdecode(database))
-        self._holds_gate = False
         self._gate_finalizer: weakref.finalize[Any, Any] | None = None
 
     def cursor(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:  # type: ignore[override]
@@ -199,26 +198,27 @@ class ClosingConnection(sqlite3.Connection):
         return self.cursor().executemany(sql, seq_of_parameters)
 
     def _enter_write(self, sql: str) -> None:
-        if self._gate is None or self._holds_gate or self.in_transaction:
+        if self._gate is None or self._holds_gate() or self.in_transaction:
             return
         if sql.lstrip()[:7].upper().startswith(_WRITES):
             owner = id(self)
             if self._gate.acquire(owner):
-                self._holds_gate = True
                 # a connection dropped without a close still lets the next writer in
                 self._gate_finalizer = weakref.finalize(self, self._gate.release, owner)
 
     def _after_statement(self) -> None:
         # autocommit, or a failed first write: no transaction is left to end later
-        if self._holds_gate and not self.in_transaction:
+        if self._holds_gate() and not self.in_transaction:
             self._leave_write()
 
+    def _holds_gate(self) -> bool:
+        # the finalizer exists exactly while this connection holds the gate
+        return self._gate_finalizer is not None
+
     def _leave_write(self) -> None:
-        if self._holds_gate and self._gate is not None:
-            self._holds_gate = False
-            if self._gate_finalizer is not None:
-                self._gate_finalizer.detach()
-                self._gate_finalizer = None
+        if self._gate_finalizer is not None and self._gate is not None:
+            self._gate_finalizer.detach()
+            self._gate_finalizer = None
             self._gate.release(id(self))
 
     def commit(self) -> None:
